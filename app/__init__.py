@@ -1,0 +1,1 @@
+"""partnergate: keeps the answer to "is this Constant Contact account ours?"."""

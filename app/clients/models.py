@@ -1,0 +1,105 @@
+"""The status store: clients and their append-only status history."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    func,
+    literal_column,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class ClientStatus(enum.StrEnum):
+    APPROVED = "approved"
+    BILLING_APPROVED = "billing_approved"
+    OTHER_PARTNER = "other_partner"
+    UNAFFILIATED = "unaffiliated"
+    UNVERIFIED = "unverified"
+
+
+class VerifiedVia(enum.StrEnum):
+    PROVISIONING = "provisioning"
+    PARTNER_LIST = "partner_list"
+    PLAN_PROBE = "plan_probe"
+    ACCOUNT_SUMMARY = "account_summary"
+    PERSON = "person"
+
+
+class EventSource(enum.StrEnum):
+    PROVISIONING = "provisioning"
+    PROBE = "probe"
+    AUDIT = "audit"
+    PERSON = "person"
+    CTCT_WEBHOOK = "ctct_webhook"
+
+
+def _in(column: str, values: type[enum.StrEnum]) -> str:
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return f"{column} IN ({listed})"
+
+
+class Client(Base):
+    """One CTCT account we know of."""
+
+    __tablename__ = "client"
+    __table_args__ = (
+        CheckConstraint(_in("status", ClientStatus), name="status"),
+        CheckConstraint(f"verified_via IS NULL OR {_in('verified_via', VerifiedVia)}", name="via"),
+        Index("ix_client_login_name_lower", func.lower(literal_column("login_name"))),
+        Index("ix_client_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    encoded_account_id: Mapped[str] = mapped_column(String(64), unique=True)
+    login_name: Mapped[str | None] = mapped_column(String(50))
+    site_owner_name: Mapped[str | None] = mapped_column(Text)
+    organization_name: Mapped[str | None] = mapped_column(Text)
+    contact_email: Mapped[str | None] = mapped_column(Text)
+    billing_status: Mapped[str | None] = mapped_column(String(32))
+    plan_type: Mapped[str | None] = mapped_column(String(32))
+    encoded_partner_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    status_reason: Mapped[str] = mapped_column(Text)
+    verified_at: Mapped[datetime | None]
+    verified_via: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class StatusEvent(Base):
+    """One status change; rows are only ever inserted."""
+
+    __tablename__ = "status_event"
+    __table_args__ = (
+        CheckConstraint(_in("to_status", ClientStatus), name="to_status"),
+        CheckConstraint(
+            f"from_status IS NULL OR {_in('from_status', ClientStatus)}", name="from_status"
+        ),
+        CheckConstraint(_in("source", EventSource), name="source"),
+        Index("ix_status_event_client_id_id", "client_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="RESTRICT"))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    audit_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

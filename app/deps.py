@@ -1,0 +1,75 @@
+"""Annotated dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.scopes import Scope
+from app.auth.service import Principal
+from app.errors import Forbidden, Unauthorized
+from app.settings import Settings
+from app.state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    """The process-wide resources built by the lifespan."""
+    state: AppState = request.app.state.resources
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed before the response is sent."""
+    async with state.sessionmaker() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+
+
+async def get_principal(
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller behind a valid, unrevoked API key."""
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("An API key is required: send `Authorization: Bearer <key>`.")
+    principal = await state.key_verifier.verify(credentials.credentials)
+    if principal is None:
+        raise Unauthorized("The API key is unknown or has been revoked.")
+    return principal
+
+
+def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits only keys carrying `scope`."""
+
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if scope.value not in principal.scopes:
+            raise Forbidden(f"This API key lacks the `{scope.value}` scope.")
+        return principal
+
+    return check
+
+
+ProvisionerDep = Annotated[Principal, Depends(require(Scope.ACCOUNTS_PROVISION))]
+AccessCheckerDep = Annotated[Principal, Depends(require(Scope.ACCESS_CHECK))]
+RegistrarDep = Annotated[Principal, Depends(require(Scope.CLIENTS_REGISTER))]
+ReaderDep = Annotated[Principal, Depends(require(Scope.CLIENTS_READ))]
+DeciderDep = Annotated[Principal, Depends(require(Scope.CLIENTS_DECIDE))]
+AuditorDep = Annotated[Principal, Depends(require(Scope.AUDITS_RUN))]

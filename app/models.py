@@ -1,0 +1,7 @@
+"""Every table, imported in one place for Alembic and the schema test."""
+
+from app.auth.models import ApiKey
+from app.clients.models import Client, StatusEvent
+from app.db import Base
+
+__all__ = ["ApiKey", "Base", "Client", "StatusEvent"]

@@ -1,0 +1,163 @@
+"""Configuration: one Settings object, grouped by concern, built once at start and injected.
+
+Environment variable names are the group name and the field name joined by `_`, e.g.
+`CTCT_RATE_PER_SECOND` sets `settings.ctct.rate_per_second`. `.env.example` lists them all.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SANDBOX_BASE_URL = "http://sandbox.invalid/v3"
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "sandbox-")
+
+
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def _parse_duration(value: object) -> object:
+    """Accept `90`, `90s`, `15m`, `24h`, `3d` (and anything pydantic takes for a timedelta)."""
+    if isinstance(value, str):
+        match = _DURATION_PATTERN.match(value.lower())
+        if match:
+            return timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class UnaffiliatedAccess(enum.StrEnum):
+    DENY = "deny"
+    ALLOW = "allow"
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = None
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+
+
+class CtctSettings(BaseModel):
+    base_url: str = SANDBOX_BASE_URL
+    token_url: str = "http://sandbox.invalid/oauth2/token"
+    client_id: str = "sandbox-partner-client"
+    client_secret: SecretStr = SecretStr("sandbox-partner-secret")
+    api_key: SecretStr = SecretStr("sandbox-api-key")
+    partner_id: str | None = None
+    rate_per_second: float = Field(default=4.0, gt=0)
+    daily_quota: int = Field(default=10_000, gt=0)
+    interactive_reserve: int = Field(default=1_000, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    read_retries: int = Field(default=3, ge=0)
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.base_url == SANDBOX_BASE_URL
+
+
+class ProvisionSettings(BaseModel):
+    max_age: Duration = timedelta(days=3)
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_cap_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class MembershipSettings(BaseModel):
+    ttl: Duration = timedelta(hours=24)
+
+
+class AccessSettings(BaseModel):
+    probe_timeout: float = Field(default=2.0, gt=0)
+    cache_size: int = Field(default=100_000, ge=0)
+
+
+class AuditSettings(BaseModel):
+    schedule: str = "17 3 * * *"
+    max_demotion_ratio: float = Field(default=0.1, ge=0, le=1)
+
+
+class WebhookSettings(BaseModel):
+    urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    secret: SecretStr | None = None
+    ctct_jwks_url: str | None = None
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; see `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+    idempotency_ttl: Duration = timedelta(hours=24)
+    unaffiliated_access: UnaffiliatedAccess = UnaffiliatedAccess.DENY
+    sandbox_control: bool = False
+    data_dir: Path = Path(".data")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    ctct: CtctSettings = Field(default_factory=CtctSettings)
+    provision: ProvisionSettings = Field(default_factory=ProvisionSettings)
+    membership: MembershipSettings = Field(default_factory=MembershipSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Self:
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        problems: list[str] = []
+        if self.ctct.uses_sandbox:
+            problems.append("CTCT_BASE_URL points at the sandbox")
+        secrets = {
+            "CTCT_CLIENT_SECRET": self.ctct.client_secret,
+            "CTCT_API_KEY": self.ctct.api_key,
+        }
+        for name, secret in secrets.items():
+            value = secret.get_secret_value()
+            if not value or any(marker in value.lower() for marker in PLACEHOLDER_MARKERS):
+                problems.append(f"{name} is empty or a placeholder")
+        if not self.provision.encryption_keys:
+            problems.append("PROVISION_ENCRYPTION_KEYS is empty")
+        if self.database.url is None:
+            problems.append("DATABASE_URL is unset")
+        if self.sandbox_control:
+            problems.append("SANDBOX_CONTROL must be off in production")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self

@@ -1,0 +1,23 @@
+"""What the lifespan builds once per process and the request dependencies hand out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth.service import KeyVerifier
+from app.settings import Settings
+
+
+@dataclass
+class AppState:
+    """Process-wide resources; one instance lives on `app.state.resources`."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    key_verifier: KeyVerifier
+    schema_heads: tuple[str, ...]
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,157 @@
+"""Shared fixtures: a real Postgres (embedded unless TEST_DATABASE_URL is set), one freshly
+migrated database per test cloned from a template, settings, the app and its HTTP client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from psycopg import sql
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth import service as keys_service
+from app.auth.scopes import Scope
+from app.db import create_engine, create_sessionmaker, libpq_url
+from app.kit.embedded_postgres import EmbeddedPostgres
+from app.migrate import PROJECT_ROOT, upgrade
+from app.settings import Settings
+
+TEST_DATADIR = PROJECT_ROOT / ".data" / "test-postgres"
+TEST_FERNET_KEY = Fernet.generate_key().decode()
+
+
+def _on_database(server_url: str, database: str) -> str:
+    url = make_url(server_url).set(drivername="postgresql+psycopg", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def _admin(server_url: str, statement: sql.Composable) -> None:
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A URL to the maintenance database of a real PostgreSQL server."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield _on_database(configured, make_url(configured).database or "postgres")
+        return
+    server = EmbeddedPostgres(Path(TEST_DATADIR))
+    already_running = (TEST_DATADIR / "postmaster.pid").exists()
+    server.start(durable=False)
+    yield server.url("postgres")
+    if not already_running:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_url: str) -> Iterator[str]:
+    """A database migrated to head once per session; every test clones it."""
+    name = f"pg_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    _admin(pg_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    upgrade(_on_database(pg_server_url, name))
+    yield name
+    _admin(
+        pg_server_url,
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+    )
+
+
+@pytest.fixture
+def empty_database_url(pg_server_url: str) -> Iterator[str]:
+    """A database with no schema at all (for migration tests)."""
+    name = f"pg_empty_{uuid.uuid4().hex[:12]}"
+    _admin(pg_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _on_database(pg_server_url, name)
+    _admin(
+        pg_server_url,
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+    )
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+    """A migrated database of this test's own: other processes may connect to it too."""
+    name = f"pg_test_{uuid.uuid4().hex[:12]}"
+    _admin(
+        pg_server_url,
+        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template_database)
+        ),
+    )
+    yield _on_database(pg_server_url, name)
+    _admin(
+        pg_server_url,
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+    )
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+def build_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings for a test: explicit, never read from a `.env` file."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "database": {"url": database_url, "pool_size": 5, "max_overflow": 5},
+        "provision": {"encryption_keys": [TEST_FERNET_KEY]},
+        "sandbox_control": True,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return build_settings(database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The API with its lifespan running."""
+    from app.main import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://partnergate.test") as http:
+        yield http
+
+
+ApiKeyFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def api_key(sessionmaker: async_sessionmaker[AsyncSession]) -> ApiKeyFactory:
+    """Create an API key with the given scopes and return its secret."""
+
+    async def make(*scopes: Scope, name: str | None = None) -> str:
+        async with sessionmaker() as session, session.begin():
+            return await keys_service.create_key(
+                session, name or f"test-{uuid.uuid4().hex[:8]}", list(scopes)
+            )
+
+    return make
