@@ -59,6 +59,13 @@ def _keys_revoke(args: argparse.Namespace, url: str) -> int:
     return 0
 
 
+def _fernet(args: argparse.Namespace) -> int:
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+    return 0
+
+
 def _migrate(args: argparse.Namespace, url: str) -> int:
     from app.migrate import upgrade
 
@@ -134,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scopes", required=True, help="comma-separated, e.g. access:check")
     create.set_defaults(handler=_with_database(_keys_create))
     keys.add_parser("list", help="list keys").set_defaults(handler=_with_database(_keys_list))
+    keys.add_parser(
+        "fernet", help="print a new PROVISION_ENCRYPTION_KEYS entry (not an API key)"
+    ).set_defaults(handler=_fernet)
     revoke = keys.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("--name", required=True)
     revoke.set_defaults(handler=_with_database(_keys_revoke))

@@ -138,7 +138,16 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")
-    def _refuse_placeholders_outside_development(self) -> Self:
+    def _require_encryption_keys_outside_development(self) -> Self:
+        if self.environment is not Environment.DEVELOPMENT and not self.provision.encryption_keys:
+            raise ValueError(
+                "PROVISION_ENCRYPTION_KEYS is empty: client passwords cannot be stored "
+                "encrypted (generate one with `partnergate keys fernet`)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Self:
         if self.environment is not Environment.PRODUCTION:
             return self
         problems: list[str] = []
@@ -152,8 +161,6 @@ class Settings(BaseSettings):
             value = secret.get_secret_value()
             if not value or any(marker in value.lower() for marker in PLACEHOLDER_MARKERS):
                 problems.append(f"{name} is empty or a placeholder")
-        if not self.provision.encryption_keys:
-            problems.append("PROVISION_ENCRYPTION_KEYS is empty")
         if self.database.url is None:
             problems.append("DATABASE_URL is unset")
         if self.sandbox_control:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.db import UTCDateTime, create_engine
+from app.db import create_engine
+from app.migrate import compare_options
 from app.models import Base
 
 config = context.config
@@ -28,26 +26,11 @@ def _database_url() -> str:
     return configured
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    """Write our UTC type as a plain timestamptz so migrations don't import app code."""
-    if type_ == "type" and isinstance(obj, UTCDateTime):
-        return "sa.DateTime(timezone=True)"
-    return False
-
-
-def _compare_type(context_: Any, inspected: Any, metadata: Any, *_: Any) -> bool | None:
-    if isinstance(metadata.type, UTCDateTime):
-        return not isinstance(inspected.type, sa.DateTime) or not inspected.type.timezone
-    return None
-
-
 def _run_sync(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        compare_type=_compare_type,
-        compare_server_default=True,
-        render_item=_render_item,
+        **compare_options(),
     )
     with context.begin_transaction():
         context.run_migrations()

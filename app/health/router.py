@@ -27,7 +27,12 @@ async def readyz(state: StateDep) -> dict[str, object] | JSONResponse:
     """Postgres answers and the schema is at the newest migration."""
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), state.engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+            has_history = await conn.scalar(text("SELECT to_regclass('alembic_version')"))
+            rows = (
+                (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+                if has_history
+                else []
+            )
     except Exception as exc:  # any failure to reach the database means "not ready"
         return _not_ready("database", f"Postgres did not answer: {type(exc).__name__}")
     current = tuple(sorted(row[0] for row in rows))
