@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth import service as keys_service
 from app.auth.models import ApiKey
 from app.auth.scopes import Scope
-from app.auth import service as keys_service
 from app.auth.service import VERIFIED_KEY_TTL_SECONDS, Principal
 from app.cli import main as cli_main
 from app.deps import require
