@@ -55,6 +55,7 @@ class Client(Base):
     __tablename__ = "client"
     __table_args__ = (
         CheckConstraint(_in("status", ClientStatus), name="status"),
+        CheckConstraint(_in("evidence_status", ClientStatus), name="evidence_status"),
         CheckConstraint(f"verified_via IS NULL OR {_in('verified_via', VerifiedVia)}", name="via"),
         Index("ix_client_login_name_lower", func.lower(literal_column("login_name"))),
         Index("ix_client_status_id", "status", "id"),
@@ -71,6 +72,9 @@ class Client(Base):
     encoded_partner_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
     status_reason: Mapped[str] = mapped_column(Text)
+    # What CTCT's evidence alone says; `status` differs only while a person's billing approval
+    # stands, and revoking that approval restores this.
+    evidence_status: Mapped[str] = mapped_column(String(20))
     verified_at: Mapped[datetime | None]
     verified_via: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("encoded_partner_id", sa.String(length=64), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("status_reason", sa.Text(), nullable=False),
+        sa.Column("evidence_status", sa.String(length=20), nullable=False),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("verified_via", sa.String(length=20), nullable=True),
         sa.Column(
@@ -64,6 +65,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.CheckConstraint(
+            "evidence_status IN ('approved', 'billing_approved', 'other_partner', 'unaffiliated', 'unverified')",
+            name=op.f("ck_client_evidence_status"),
+        ),
         sa.CheckConstraint(
             "status IN ('approved', 'billing_approved', 'other_partner', 'unaffiliated', 'unverified')",
             name=op.f("ck_client_status"),

@@ -1,0 +1,189 @@
+"""The status store's rules: every change goes through here, with its event and notification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clients import repository
+from app.clients.evidence import NOT_OURS, Evidence, Membership, evidence_status, next_status
+from app.clients.models import Client, ClientStatus, EventSource, StatusEvent, VerifiedVia
+from app.db import utcnow
+from app.errors import Conflict, NotFound
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change: a source, and the API key name when a caller did."""
+
+    source: EventSource
+    name: str | None = None
+    audit_run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    client: Client
+    created: bool
+    changed_from: ClientStatus | None
+    event: StatusEvent | None
+
+    @property
+    def changed(self) -> bool:
+        return self.event is not None
+
+
+async def get(session: AsyncSession, encoded_account_id: str) -> Client:
+    """The client, or a 404 problem."""
+    client = await repository.by_account_id(session, encoded_account_id)
+    if client is None:
+        raise NotFound(f"no client with encoded_account_id {encoded_account_id!r}")
+    return client
+
+
+async def _change_status(
+    session: AsyncSession,
+    client: Client,
+    to: ClientStatus,
+    *,
+    reason: str,
+    actor: Actor,
+    note: str | None = None,
+    previous: ClientStatus | None,
+) -> StatusEvent:
+    client.status = to.value
+    client.status_reason = reason
+    client.updated_at = utcnow()
+    await session.flush()
+    event = await repository.add_event(
+        session,
+        StatusEvent(
+            client_id=client.id,
+            from_status=previous.value if previous else None,
+            to_status=to.value,
+            reason=reason,
+            source=actor.source.value,
+            actor=actor.name,
+            note=note,
+            audit_run_id=actor.audit_run_id,
+        ),
+    )
+    await repository.notify_status_changed(session, client.encoded_account_id)
+    return event
+
+
+async def record_evidence(
+    session: AsyncSession, encoded_account_id: str, evidence: Evidence, actor: Actor
+) -> Outcome:
+    """Apply one observation of CTCT to a client (creating it when new); flushes, never commits."""
+    client = await repository.by_account_id(session, encoded_account_id, for_update=True)
+    created = client is None
+    if client is None:
+        client = await _insert(session, encoded_account_id, evidence)
+        if client is None:  # a concurrent writer inserted it first
+            client = await repository.by_account_id(session, encoded_account_id, for_update=True)
+            assert client is not None
+            created = False
+    for name, value in evidence.attributes.reported().items():
+        setattr(client, name, value)
+    if evidence.membership is not Membership.UNKNOWN:
+        client.verified_at = utcnow()
+        client.verified_via = evidence.via.value if evidence.via else None
+        says = evidence_status(evidence.membership)
+        vaguer = (
+            evidence.membership is Membership.NOT_OURS_PARTNER_UNKNOWN
+            and ClientStatus(client.evidence_status) in NOT_OURS
+        )
+        if not vaguer:
+            client.evidence_status = says.value
+    if created:
+        event = await _change_status(
+            session,
+            client,
+            ClientStatus(client.status),
+            reason=evidence.reason,
+            actor=actor,
+            previous=None,
+        )
+        return Outcome(client, True, None, event)
+    current = ClientStatus(client.status)
+    target = next_status(current, evidence.membership)
+    if target is current:
+        client.updated_at = utcnow()
+        await session.flush()
+        return Outcome(client, False, None, None)
+    event = await _change_status(
+        session, client, target, reason=evidence.reason, actor=actor, previous=current
+    )
+    return Outcome(client, False, current, event)
+
+
+async def _insert(
+    session: AsyncSession, encoded_account_id: str, evidence: Evidence
+) -> Client | None:
+    status = evidence_status(evidence.membership)
+    client = Client(
+        encoded_account_id=encoded_account_id,
+        status=status.value,
+        evidence_status=status.value,
+        status_reason=evidence.reason,
+    )
+    try:
+        async with session.begin_nested():
+            await repository.add(session, client)
+    except IntegrityError:
+        return None
+    return client
+
+
+async def approve_billing(
+    session: AsyncSession, encoded_account_id: str, *, note: str, actor: Actor
+) -> Outcome:
+    """A person approves a not-ours client for extra billing."""
+    client = await _locked(session, encoded_account_id)
+    current = ClientStatus(client.status)
+    if current not in NOT_OURS:
+        raise Conflict(
+            f"billing approval applies to other_partner or unaffiliated clients; "
+            f"this one is {current.value}"
+        )
+    event = await _change_status(
+        session,
+        client,
+        ClientStatus.BILLING_APPROVED,
+        reason="billing_approved_by_person",
+        actor=actor,
+        note=note,
+        previous=current,
+    )
+    client.verified_via = VerifiedVia.PERSON.value
+    return Outcome(client, False, current, event)
+
+
+async def revoke_billing(
+    session: AsyncSession, encoded_account_id: str, *, note: str, actor: Actor
+) -> Outcome:
+    """A person withdraws a billing approval; the evidence-based status returns."""
+    client = await _locked(session, encoded_account_id)
+    if client.status != ClientStatus.BILLING_APPROVED:
+        raise Conflict(f"this client is {client.status}, not billing_approved")
+    restored = ClientStatus(client.evidence_status)
+    event = await _change_status(
+        session,
+        client,
+        restored,
+        reason="billing_approval_revoked",
+        actor=actor,
+        note=note,
+        previous=ClientStatus.BILLING_APPROVED,
+    )
+    return Outcome(client, False, ClientStatus.BILLING_APPROVED, event)
+
+
+async def _locked(session: AsyncSession, encoded_account_id: str) -> Client:
+    client = await repository.by_account_id(session, encoded_account_id, for_update=True)
+    if client is None:
+        raise NotFound(f"no client with encoded_account_id {encoded_account_id!r}")
+    return client
