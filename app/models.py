@@ -3,5 +3,6 @@
 from app.auth.models import ApiKey
 from app.clients.models import Client, StatusEvent
 from app.db import Base
+from app.provisioning.models import ProvisioningRequest
 
-__all__ = ["ApiKey", "Base", "Client", "StatusEvent"]
+__all__ = ["ApiKey", "Base", "Client", "ProvisioningRequest", "StatusEvent"]

@@ -1,0 +1,1 @@
+"""The create proxy: validated, idempotent, durable provisioning and the lifecycle passthrough."""

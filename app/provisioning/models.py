@@ -1,0 +1,75 @@
+"""One row per create call we accepted: its idempotency key, progress and outcome."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    literal_column,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class RequestState(enum.StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"
+
+
+TERMINAL_STATES = frozenset(
+    {RequestState.SUCCEEDED, RequestState.FAILED, RequestState.NEEDS_ATTENTION}
+)
+_STATES = ", ".join(f"'{state.value}'" for state in RequestState)
+
+
+class ProvisioningRequest(Base):
+    """A create call to CTCT we owe the caller; never sent twice at once, never twice in all."""
+
+    __tablename__ = "provisioning_request"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "idempotency_key"),
+        CheckConstraint(f"state IN ({_STATES})", name="state"),
+        Index("ix_provisioning_request_state_id", "state", "id"),
+        Index("ix_provisioning_request_login_name_lower", func.lower(literal_column("login_name"))),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    api_key_id: Mapped[int] = mapped_column(BigInteger)
+    api_key_name: Mapped[str] = mapped_column(String(100))
+    # Released (set NULL) once older than IDEMPOTENCY_TTL and finished; the row stays as history.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    password_ciphertext: Mapped[str | None] = mapped_column(Text)
+    login_name: Mapped[str] = mapped_column(String(50))
+    state: Mapped[str] = mapped_column(String(20), default=RequestState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # An earlier attempt may have reached CTCT with no answer we can trust (timeout, 503,
+    # a lost process): the next attempt must look for the account before sending again.
+    may_exist: Mapped[bool] = mapped_column(default=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    encoded_account_id: Mapped[str | None] = mapped_column(String(64))
+    response_status: Mapped[int | None] = mapped_column(SmallInteger)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
