@@ -1,0 +1,517 @@
+"""The CTCT client: the only code in partnergate that sends HTTP to Constant Contact.
+
+Every partner call takes a grant from the shared budget, carries `x-api-key` and the partner JWT
+as `Authorization: Bearer …`, renews the token once on a 401 and sends once more, and maps every
+status to a `CtctError`. Reads retry a bounded number of times on retryable errors; writes never
+retry an ambiguous outcome, and account creation is never retried here (the provisioning outbox
+owns that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+import structlog
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.ctct.auth import PartnerTokenProvider
+from app.ctct.budget import CallBudget, Priority
+from app.ctct.errors import (
+    CtctBudgetTimeout,
+    CtctError,
+    CtctRateLimited,
+    CtctServerError,
+    CtctUnavailable,
+    UnavailableReason,
+    error_from_response,
+)
+from app.ctct.models import (
+    AccountPage,
+    AccountSummary,
+    Cancellation,
+    Plan,
+    ProvisionResult,
+    SiteOwner,
+)
+from app.ctct.retry import backoff_delay
+from app.health.metrics import CTCT_CALLS, CTCT_RATE_LIMIT_WAITS
+from app.settings import CtctSettings
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+LIST_LIMIT_MIN = 10
+LIST_LIMIT_MAX = 50
+CONNECT_TIMEOUT_CAP_SECONDS = 5.0
+THROTTLE_PENALTY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Request:
+    operation: str
+    method: str
+    url: str
+    params: Mapping[str, str] | None = None
+    json: object | None = None
+    encoded_account_id: str | None = None
+
+
+class CtctClient:
+    """One method per CTCT operation, with typed results and `CtctError`s."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: CtctSettings,
+        tokens: PartnerTokenProvider,
+        budget: CallBudget,
+        *,
+        retry_base_seconds: float = 0.5,
+        retry_cap_seconds: float = 8.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        owns_http: bool = False,
+    ) -> None:
+        self._http = http
+        self._settings = settings
+        self._tokens = tokens
+        self._budget = budget
+        self._retry_base = retry_base_seconds
+        self._retry_cap = retry_cap_seconds
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._owns_http = owns_http
+        self._base = settings.base_url.rstrip("/")
+        self._origin = httpx.URL(self._base)
+        self._timeout = httpx.Timeout(
+            settings.timeout_seconds,
+            connect=min(CONNECT_TIMEOUT_CAP_SECONDS, settings.timeout_seconds),
+        )
+
+    @property
+    def budget(self) -> CallBudget:
+        """The shared call budget (for /v1/stats: `remaining_today()`, `snapshot()`)."""
+        return self._budget
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this client created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def create_account(
+        self, body: Mapping[str, object], *, max_wait: float | None = None
+    ) -> ProvisionResult:
+        """`POST /partner/accounts`, sent once: a 503, 429 or timeout is raised, never retried."""
+        request = _Request("create_account", "POST", self._url("/partner/accounts"), json=body)
+        response = await self._call(
+            request, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
+        )
+        return self._parse(ProvisionResult, response, request)
+
+    async def list_accounts_page(
+        self,
+        *,
+        limit: int = LIST_LIMIT_MAX,
+        next_href: str | None = None,
+        account_type: str | None = None,
+        priority: Priority = Priority.BACKGROUND,
+        max_wait: float | None = None,
+    ) -> AccountPage:
+        """One page of `GET /partner/accounts`; pass the previous page's `next_href` to go on."""
+        if next_href is None:
+            params = {"limit": str(max(LIST_LIMIT_MIN, min(LIST_LIMIT_MAX, limit)))}
+            if account_type is not None:
+                params["account_type"] = account_type
+            request = _Request(
+                "list_accounts", "GET", self._url("/partner/accounts"), params=params
+            )
+        else:
+            request = _Request("list_accounts", "GET", self._follow(next_href))
+        response = await self._call(request, priority=priority, retry=True, max_wait=max_wait)
+        body = self._json(response, request)
+        if not isinstance(body, dict) or not isinstance(body.get("site_owner_list"), list):
+            raise CtctServerError(
+                "the account list has no site_owner_list",
+                status=response.status_code,
+                operation=request.operation,
+            )
+        links = body.get("_links")
+        next_link = links.get("next") if isinstance(links, dict) else None
+        href = next_link.get("href") if isinstance(next_link, dict) else None
+        try:
+            accounts = [SiteOwner.model_validate(item) for item in body["site_owner_list"]]
+        except ValidationError as exc:
+            raise CtctServerError(
+                "the account list has an unreadable entry",
+                status=response.status_code,
+                operation=request.operation,
+            ) from exc
+        return AccountPage(accounts=accounts, next_href=href if isinstance(href, str) else None)
+
+    async def iter_account_pages(
+        self,
+        *,
+        limit: int = LIST_LIMIT_MAX,
+        account_type: str | None = None,
+        priority: Priority = Priority.BACKGROUND,
+        max_wait: float | None = None,
+    ) -> AsyncIterator[AccountPage]:
+        """Every page of our partner list, following `_links.next.href` (one call per page)."""
+        href: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = await self.list_accounts_page(
+                limit=limit,
+                next_href=href,
+                account_type=account_type,
+                priority=priority,
+                max_wait=max_wait,
+            )
+            yield page
+            if not page.next_href:
+                return
+            if page.next_href in seen:
+                raise CtctServerError(
+                    "the account list links back to a page already read",
+                    operation="list_accounts",
+                )
+            seen.add(page.next_href)
+            href = page.next_href
+
+    async def iter_accounts(
+        self,
+        *,
+        limit: int = LIST_LIMIT_MAX,
+        account_type: str | None = None,
+        priority: Priority = Priority.BACKGROUND,
+        max_wait: float | None = None,
+    ) -> AsyncIterator[SiteOwner]:
+        """Every account under our partner, each once, across all pages."""
+        seen: set[str] = set()
+        async for page in self.iter_account_pages(
+            limit=limit, account_type=account_type, priority=priority, max_wait=max_wait
+        ):
+            for account in page.accounts:
+                if account.encoded_account_id not in seen:
+                    seen.add(account.encoded_account_id)
+                    yield account
+
+    async def get_plan(
+        self,
+        encoded_account_id: str,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        max_wait: float | None = None,
+    ) -> Plan:
+        """`GET /partner/accounts/{id}/plan`: a 200 proves the account is ours."""
+        request = _Request(
+            "get_plan",
+            "GET",
+            self._account_url(encoded_account_id, "/plan"),
+            encoded_account_id=encoded_account_id,
+        )
+        response = await self._call(request, priority=priority, retry=True, max_wait=max_wait)
+        return self._parse(Plan, response, request)
+
+    async def set_plan(
+        self,
+        encoded_account_id: str,
+        plan_type: str,
+        billing_day_of_month: int | None = None,
+        plan_group_id: int | None = None,
+        *,
+        max_wait: float | None = None,
+    ) -> Plan:
+        """`PUT /partner/accounts/{id}/plan` (also reactivates a canceled account); not retried."""
+        body: dict[str, object] = {"plan_type": plan_type}
+        if billing_day_of_month is not None:
+            body["billing_day_of_month"] = billing_day_of_month
+        if plan_group_id is not None:
+            body["plan_group_id"] = plan_group_id
+        request = _Request(
+            "set_plan",
+            "PUT",
+            self._account_url(encoded_account_id, "/plan"),
+            json=body,
+            encoded_account_id=encoded_account_id,
+        )
+        response = await self._call(
+            request, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
+        )
+        return self._parse(Plan, response, request)
+
+    async def cancel(
+        self,
+        encoded_account_id: str,
+        effective_date: datetime | None = None,
+        reason_id: int | None = None,
+        *,
+        max_wait: float | None = None,
+    ) -> Cancellation:
+        """`PUT /partner/accounts/{id}/status/cancel`; not retried."""
+        body: dict[str, object] = {}
+        if effective_date is not None:
+            body["effective_date"] = _iso(effective_date)
+        if reason_id is not None:
+            body["reason_id"] = reason_id
+        request = _Request(
+            "cancel",
+            "PUT",
+            self._account_url(encoded_account_id, "/status/cancel"),
+            json=body,
+            encoded_account_id=encoded_account_id,
+        )
+        response = await self._call(
+            request, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
+        )
+        return self._parse(Cancellation, response, request)
+
+    async def account_summary(
+        self, user_access_token: str, *, max_wait: float | None = None
+    ) -> AccountSummary:
+        """`GET /account/summary` with a user's OAuth token (used once, never kept or logged)."""
+        request = _Request("account_summary", "GET", self._url("/account/summary"))
+        response = await self._call(
+            request,
+            priority=Priority.INTERACTIVE,
+            retry=True,
+            max_wait=max_wait,
+            user_token=user_access_token,
+        )
+        return self._parse(AccountSummary, response, request)
+
+    def _url(self, path: str) -> str:
+        return self._base + path
+
+    def _account_url(self, encoded_account_id: str, suffix: str) -> str:
+        return self._url("/partner/accounts/" + quote(encoded_account_id, safe="") + suffix)
+
+    def _follow(self, href: str) -> str:
+        # The href is a path like /v3/partner/accounts?offset=…, relative to the API's origin;
+        # anything pointing elsewhere would receive our credentials, so it is refused.
+        target = self._origin.join(href)
+        if (target.scheme, target.host, target.port) != (
+            self._origin.scheme,
+            self._origin.host,
+            self._origin.port,
+        ):
+            raise CtctServerError(
+                "the next-page link points outside the CTCT API", operation="list_accounts"
+            )
+        return str(target)
+
+    async def _call(
+        self,
+        request: _Request,
+        *,
+        priority: Priority,
+        retry: bool,
+        max_wait: float | None,
+        user_token: str | None = None,
+    ) -> httpx.Response:
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            try:
+                response = await self._authorized(request, priority, max_wait, user_token)
+            except CtctError as exc:
+                await self._absorb(exc, attempt)
+                retryable = (
+                    retry
+                    and exc.should_retry
+                    and not isinstance(exc, CtctBudgetTimeout)
+                    and attempt < self._settings.read_retries
+                )
+                fields = _error_fields(request, exc, attempt)
+                if not retryable:
+                    log.warning(f"ctct.{request.operation}.failed", **fields)
+                    raise
+                delay = (
+                    0.0
+                    if isinstance(exc, CtctRateLimited)
+                    else backoff_delay(
+                        attempt, base=self._retry_base, cap=self._retry_cap, rng=self._rng
+                    )
+                )
+                log.info(f"ctct.{request.operation}.retrying", delay=round(delay, 3), **fields)
+                await self._sleep(delay)
+                attempt += 1
+                continue
+            log.info(
+                f"ctct.{request.operation}.succeeded",
+                status=response.status_code,
+                attempts=attempt + 1,
+                duration_ms=round((time.monotonic() - started) * 1000),
+                encoded_account_id=request.encoded_account_id,
+            )
+            return response
+
+    async def _absorb(self, exc: CtctError, attempt: int) -> None:
+        """Share what a 429 taught us with every process through the budget."""
+        if not isinstance(exc, CtctRateLimited):
+            return
+        CTCT_RATE_LIMIT_WAITS.labels(reason=exc.kind).inc()
+        if exc.kind == "quota_exceeded":
+            await self._budget.mark_exhausted()
+        else:
+            await self._budget.penalize(
+                THROTTLE_PENALTY_SECONDS
+                + backoff_delay(attempt, base=self._retry_base, cap=self._retry_cap, rng=self._rng)
+            )
+
+    async def _authorized(
+        self,
+        request: _Request,
+        priority: Priority,
+        max_wait: float | None,
+        user_token: str | None,
+    ) -> httpx.Response:
+        if user_token is not None:
+            response = await self._send(request, user_token, priority, max_wait)
+        else:
+            token = await self._tokens.token()
+            response = await self._send(request, token, priority, max_wait)
+            if response.status_code == 401:
+                # The token may have been revoked or expired early: renew once, send once more.
+                self._tokens.invalidate(token)
+                log.info(f"ctct.{request.operation}.token_refused")
+                token = await self._tokens.token()
+                response = await self._send(request, token, priority, max_wait)
+        if response.is_success:
+            return response
+        raise error_from_response(
+            response.status_code,
+            response.content,
+            operation=request.operation,
+            encoded_account_id=request.encoded_account_id,
+        )
+
+    async def _send(
+        self, request: _Request, bearer: str, priority: Priority, max_wait: float | None
+    ) -> httpx.Response:
+        await self._budget.acquire(priority, max_wait=max_wait)
+        headers = {
+            "x-api-key": self._settings.api_key.get_secret_value(),
+            "Authorization": f"Bearer {bearer}",
+            "Accept": "application/json",
+        }
+        try:
+            # httpx timeouts do not apply to every transport (ASGITransport ignores them).
+            async with asyncio.timeout(self._settings.timeout_seconds):
+                response = await self._http.request(
+                    request.method,
+                    request.url,
+                    params=request.params,
+                    json=request.json,
+                    headers=headers,
+                    timeout=self._timeout,
+                )
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            CTCT_CALLS.labels(operation=request.operation, status="error").inc()
+            reason: UnavailableReason = (
+                "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
+            )
+            raise CtctUnavailable(
+                f"CTCT did not answer within {self._settings.timeout_seconds:g}s",
+                reason=reason,
+                operation=request.operation,
+            ) from exc
+        except httpx.ConnectError as exc:
+            CTCT_CALLS.labels(operation=request.operation, status="error").inc()
+            raise CtctUnavailable(
+                "could not connect to CTCT", reason="connect", operation=request.operation
+            ) from exc
+        except httpx.TransportError as exc:
+            CTCT_CALLS.labels(operation=request.operation, status="error").inc()
+            raise CtctUnavailable(
+                f"the connection to CTCT failed ({type(exc).__name__})",
+                reason="connection_lost",
+                operation=request.operation,
+            ) from exc
+        CTCT_CALLS.labels(operation=request.operation, status=str(response.status_code)).inc()
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response, request: _Request) -> object:
+        try:
+            body: object = response.json()
+        except ValueError as exc:
+            raise CtctServerError(
+                "CTCT answered with a body that is not JSON",
+                status=response.status_code,
+                operation=request.operation,
+            ) from exc
+        return body
+
+    def _parse(self, model: type[M], response: httpx.Response, request: _Request) -> M:
+        body = self._json(response, request)
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise CtctServerError(
+                f"CTCT answered with an unexpected {model.__name__} body",
+                status=response.status_code,
+                operation=request.operation,
+            ) from exc
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("effective_date must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error_fields(request: _Request, exc: CtctError, attempt: int) -> dict[str, object]:
+    return {
+        "error_type": type(exc).__name__,
+        "status": exc.status,
+        "error_key": exc.error_key,
+        "attempt": attempt + 1,
+        "encoded_account_id": request.encoded_account_id,
+    }
+
+
+def build_ctct_client(
+    settings: CtctSettings,
+    *,
+    engine: AsyncEngine,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> CtctClient:
+    """The client the lifespan and the worker use: its own HTTP pool, token provider and budget."""
+    http = httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(
+            settings.timeout_seconds,
+            connect=min(CONNECT_TIMEOUT_CAP_SECONDS, settings.timeout_seconds),
+        ),
+        follow_redirects=False,
+    )
+    return CtctClient(
+        http,
+        settings,
+        PartnerTokenProvider(http, settings),
+        CallBudget(engine, settings),
+        owns_http=True,
+    )

@@ -1,0 +1,155 @@
+"""The shared call budget: sliding window, UTC-day quota, interactive reserve, 429 penalty."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.ctct.budget import CallBudget, Priority
+from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
+from app.health.metrics import CTCT_QUOTA_LEFT
+from tests.ctct.conftest import FakeTime, ctct_settings
+
+
+def _max_in_any_window(times: list[datetime], seconds: float = 1.0) -> int:
+    ordered = sorted(times)
+    best = 0
+    for i, start in enumerate(ordered):
+        end = start + timedelta(seconds=seconds)
+        best = max(best, sum(1 for t in ordered[i:] if t < end))
+    return best
+
+
+def _budget(engine: AsyncEngine, fake_time: FakeTime, **settings: object) -> CallBudget:
+    return CallBudget(
+        engine, ctct_settings(**settings), clock=fake_time.clock, sleep=fake_time.sleep
+    )
+
+
+async def test_grants_never_exceed_the_rate_in_any_one_second_window(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time, rate_per_second=4)
+    granted: list[datetime] = []
+
+    for _ in range(20):
+        await budget.acquire()
+        granted.append(fake_time.now)
+
+    assert _max_in_any_window(granted) == 4
+    # 20 calls at 4 per 1.05 s: four full windows of waiting, no more.
+    assert (granted[-1] - granted[0]).total_seconds() == pytest.approx(4 * 1.05, abs=0.25)
+
+
+async def test_two_budgets_on_one_database_share_the_window(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    first = _budget(engine, fake_time, rate_per_second=4)
+    second = _budget(engine, fake_time, rate_per_second=4)
+    granted: list[datetime] = []
+
+    for budget in [first, second] * 6:
+        await budget.acquire()
+        granted.append(fake_time.now)
+
+    assert _max_in_any_window(granted) == 4
+
+
+async def test_quota_stops_at_the_daily_limit_and_resumes_the_next_utc_day(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    fake_time.now = datetime(2026, 11, 22, 23, 59, 58, tzinfo=UTC)
+    budget = _budget(engine, fake_time, daily_quota=5)
+    for _ in range(5):
+        await budget.acquire()
+
+    with pytest.raises(CtctBudgetExhausted) as refused:
+        await budget.acquire()
+
+    assert refused.value.resets_at == datetime(2026, 11, 23, tzinfo=UTC)
+    assert fake_time.slept == []
+    assert await budget.remaining_today() == 0
+    assert CTCT_QUOTA_LEFT._value.get() == 0
+
+    fake_time.now = datetime(2026, 11, 23, 0, 0, 1, tzinfo=UTC)
+    await budget.acquire()
+    assert await budget.remaining_today() == 4
+
+
+async def test_background_callers_cannot_spend_the_interactive_reserve(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time, daily_quota=10, interactive_reserve=4)
+    for _ in range(6):
+        await budget.acquire(Priority.BACKGROUND)
+
+    with pytest.raises(CtctBudgetExhausted) as refused:
+        await budget.acquire(Priority.BACKGROUND)
+    assert refused.value.priority == "background"
+    assert await budget.remaining_today(Priority.BACKGROUND) == 0
+    assert await budget.remaining_today(Priority.INTERACTIVE) == 4
+
+    for _ in range(4):
+        await budget.acquire(Priority.INTERACTIVE)
+    with pytest.raises(CtctBudgetExhausted):
+        await budget.acquire(Priority.INTERACTIVE)
+
+
+async def test_a_429_penalty_recorded_by_one_process_delays_the_others(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    penalized = _budget(engine, fake_time)
+    other = _budget(engine, fake_time)
+    await other.acquire()
+    assert fake_time.slept == []
+
+    await penalized.penalize(2.0)
+    await other.acquire()
+
+    assert sum(fake_time.slept) >= 2.0
+    assert sum(fake_time.slept) < 2.2
+
+
+async def test_a_caller_that_would_wait_past_its_deadline_gets_an_error_at_once(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time)
+    await budget.penalize(5.0)
+
+    with pytest.raises(CtctBudgetTimeout) as refused:
+        await budget.acquire(max_wait=1.0)
+
+    assert refused.value.should_retry
+    assert refused.value.wait_seconds >= 5.0
+    assert fake_time.slept == []
+
+
+async def test_a_full_window_under_real_time_waits_about_one_window(engine: AsyncEngine) -> None:
+    budget = CallBudget(engine, ctct_settings(rate_per_second=2))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    for _ in range(3):
+        await budget.acquire(max_wait=5.0)
+
+    assert loop.time() - started >= 1.0
+
+
+async def test_the_table_holds_a_fingerprint_never_the_api_key(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time, api_key="very-secret-api-key")
+    await budget.acquire()
+
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT * FROM ctct_budget"))).all()
+
+    assert [row.key_fingerprint for row in rows] == [
+        hashlib.sha256(b"very-secret-api-key").hexdigest()
+    ]
+    assert "very-secret-api-key" not in repr(rows)
