@@ -8,12 +8,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.access.lifecycle import access_resources
+from app.access.router import router as access_router
 from app.auth.service import KeyVerifier
+from app.ctct.client import build_ctct_client
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.health.router import router as health_router
 from app.kit.request_context import RequestContextMiddleware
 from app.migrate import script_heads
+from app.provisioning.crypto import PasswordCipher
+from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
 from app.state import AppState
 
@@ -45,6 +50,10 @@ def create_app(
                 key_verifier=KeyVerifier(sessionmaker),
                 schema_heads=script_heads(),
             )
+            state.ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
+            stack.push_async_callback(state.ctct.aclose)
+            state.password_cipher = PasswordCipher(resolved.provision.encryption_keys)
+            await stack.enter_async_context(access_resources(state))
             app.state.resources = state
             yield
 
@@ -57,4 +66,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    app.include_router(accounts_router)
+    app.include_router(provisioning_router)
+    app.include_router(access_router)
     return app

@@ -91,6 +91,8 @@ class MembershipSettings(BaseModel):
 class AccessSettings(BaseModel):
     probe_timeout: float = Field(default=2.0, gt=0)
     cache_size: int = Field(default=100_000, ge=0)
+    # A stale client is re-probed in the background at most once per this many seconds.
+    reprobe_cooldown: float = Field(default=30.0, gt=0)
 
 
 class AuditSettings(BaseModel):

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.service import KeyVerifier
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.access.service import AccessService
+    from app.ctct.client import CtctClient
+    from app.provisioning.crypto import PasswordCipher
 
 
 @dataclass
@@ -20,4 +25,7 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     key_verifier: KeyVerifier
     schema_heads: tuple[str, ...]
+    ctct: CtctClient | None = None
+    access: AccessService | None = None
+    password_cipher: PasswordCipher | None = None
     extras: dict[str, Any] = field(default_factory=dict)
