@@ -1,0 +1,264 @@
+"""What the client sends and what the sandbox answers both conform to CTCT's published contract.
+
+A recording transport sits between the client and the sandbox (it forwards every request and
+keeps a copy of both sides); each exchange is then checked against the Swagger file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+
+from app.ctct.errors import (
+    CtctAuthError,
+    CtctConflict,
+    CtctNotFound,
+    CtctNotOurs,
+    CtctRateLimited,
+    CtctUnavailable,
+    CtctValidationError,
+)
+from app.sandbox.app import create_sandbox_app
+from app.sandbox.partners import OTHER
+from app.sandbox.state import SandboxState
+from tests.contract import contract, response_schema, validate_definition, validate_response
+from tests.ctct.conftest import Harness, HarnessFactory, provision_body
+
+TOKEN_PATH = "/oauth2/token"
+_TEMPLATES = (
+    "/partner/accounts",
+    "/partner/accounts/{encoded_account_id}/plan",
+    "/partner/accounts/{encoded_account_id}/status/cancel",
+    "/account/summary",
+)
+_REQUEST_BODY_DEFINITIONS = {
+    ("/partner/accounts", "POST"): "Provision",
+    ("/partner/accounts/{encoded_account_id}/plan", "PUT"): "PlanInfo",
+    ("/partner/accounts/{encoded_account_id}/status/cancel", "PUT"): "AccountCancellation",
+}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request the client sent and the answer it got."""
+
+    method: str
+    url: httpx.URL
+    headers: httpx.Headers
+    body: bytes
+    status: int
+    response_body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def response_json(self) -> Any:
+        return json.loads(self.response_body)
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Forwards every request to `inner` and records both sides."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+        self.exchanges: list[Exchange] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        response = await self._inner.handle_async_request(request)
+        content = await response.aread()
+        self.exchanges.append(
+            Exchange(
+                request.method, request.url, request.headers, body, response.status_code, content
+            )
+        )
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=content, request=request
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _template(path: str) -> str:
+    relative = path.removeprefix("/v3")
+    for template in _TEMPLATES:
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+        if re.match(pattern, relative):
+            return template
+    raise AssertionError(f"the client called {path}, which is not an operation it should use")
+
+
+def _declared_parameters(template: str, method: str, location: str) -> dict[str, dict[str, Any]]:
+    operation = contract()["paths"][template][method.lower()]
+    return {p["name"]: p for p in operation.get("parameters", []) if p.get("in") == location}
+
+
+def _check_token_request(exchange: Exchange) -> None:
+    assert exchange.method == "POST"
+    query = dict(parse_qsl(exchange.url.query.decode()))
+    assert query == {"grant_type": "client_credentials", "scope": "v3api/general.partner"}
+    assert exchange.headers["content-type"] == "application/x-www-form-urlencoded"
+    scheme, _, credentials = exchange.headers["authorization"].partition(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(credentials).decode() == "sandbox-partner-client:sandbox-partner-secret"
+    assert exchange.body == b""
+
+
+def _check_request(exchange: Exchange, template: str) -> None:
+    assert exchange.headers.get("x-api-key"), "every call carries the API key"
+    assert exchange.headers["authorization"].startswith("Bearer ")
+    query = parse_qsl(exchange.url.query.decode())
+    declared = _declared_parameters(template, exchange.method, "query")
+    for name, value in query:
+        assert name in declared, f"{name} is not a query parameter of {template}"
+        parameter = declared[name]
+        if "enum" in parameter:
+            assert value in parameter["enum"]
+        if "minimum" in parameter:
+            assert parameter["minimum"] <= int(value) <= parameter["maximum"]
+    definition = _REQUEST_BODY_DEFINITIONS.get((template, exchange.method))
+    if definition is None:
+        assert exchange.body == b""
+        return
+    assert exchange.headers["content-type"] == "application/json"
+    validate_definition(definition, exchange.json())
+
+
+def _check_response(exchange: Exchange, template: str) -> None:
+    body = exchange.response_json() if exchange.response_body else None
+    try:
+        response_schema(template, exchange.method, exchange.status)
+    except KeyError:
+        # The contract lists no 429 (and no 503 on most partner operations); CTCT sends them.
+        assert exchange.status in (429, 503), f"{exchange.status} is undeclared for {template}"
+    else:
+        validate_response(template, exchange.method, exchange.status, body)
+    if exchange.status >= 400:
+        schema = "APIErrorSchema" if isinstance(body, list) else "AuthorizationErrorSchema"
+        validate_definition(schema, body)
+        entries = body if isinstance(body, list) else [body]
+        assert all({"error_key", "error_message"} <= set(entry) for entry in entries)
+
+
+def assert_conforms(exchanges: list[Exchange]) -> set[tuple[str, str, int]]:
+    """Check every exchange; return the (template, method, status) triples seen."""
+    seen: set[tuple[str, str, int]] = set()
+    for exchange in exchanges:
+        if exchange.url.path == TOKEN_PATH:
+            _check_token_request(exchange)
+            seen.add((TOKEN_PATH, exchange.method, exchange.status))
+            continue
+        template = _template(exchange.url.path)
+        _check_request(exchange, template)
+        _check_response(exchange, template)
+        seen.add((template, exchange.method, exchange.status))
+    return seen
+
+
+@pytest.fixture
+def recorder(sandbox: SandboxState) -> RecordingTransport:
+    contract()
+    return RecordingTransport(httpx.ASGITransport(app=create_sandbox_app(sandbox)))
+
+
+@pytest.fixture
+def harness(make_harness: HarnessFactory, recorder: RecordingTransport) -> Harness:
+    return make_harness(transport=recorder, read_retries=0)
+
+
+async def test_create_account_requests_and_answers_conform(
+    harness: Harness, recorder: RecordingTransport
+) -> None:
+    client, sandbox = harness.client, harness.sandbox
+    await client.create_account(provision_body("first_login", partner_account_id="p-1"))
+    await client.create_account(
+        provision_body("second_login", country_code="GB", state_code="", billing_locale="en_GB")
+    )
+    with pytest.raises(CtctValidationError):
+        # Within the schema's types and lengths, but CTCT's rules reject it.
+        await client.create_account(provision_body("bad_email", contact_email="not-an-email"))
+    with pytest.raises(CtctConflict):
+        await client.create_account(provision_body("first_login"))
+    sandbox.add_fault("unavailable", "create", count=1)
+    with pytest.raises(CtctUnavailable):
+        await client.create_account(provision_body("third_login"))
+    sandbox.add_fault("throttle", "create", count=1)
+    with pytest.raises(CtctRateLimited):
+        await client.create_account(provision_body("fourth_login"))
+
+    seen = assert_conforms(recorder.exchanges)
+
+    statuses = {status for template, method, status in seen if method == "POST"}
+    assert {201, 400, 409, 503, 429} <= statuses
+    assert (TOKEN_PATH, "POST", 200) in seen
+
+
+async def test_listing_requests_and_answers_conform(
+    harness: Harness, recorder: RecordingTransport
+) -> None:
+    harness.sandbox.seed_accounts(25)
+    pages = [page async for page in harness.client.iter_account_pages(limit=10)]
+    pages += [page async for page in harness.client.iter_account_pages(account_type="managed")]
+    harness.sandbox.add_fault("throttle", "list", count=1)
+    with pytest.raises(CtctRateLimited):
+        await harness.client.list_accounts_page()
+
+    seen = assert_conforms(recorder.exchanges)
+
+    assert len(pages) == 4
+    assert ("/partner/accounts", "GET", 200) in seen
+    assert any("offset=" in str(e.url) for e in recorder.exchanges)
+
+
+async def test_plan_and_cancel_requests_and_answers_conform(
+    harness: Harness, recorder: RecordingTransport
+) -> None:
+    client, sandbox = harness.client, harness.sandbox
+    ours = sandbox.seed_account()
+    theirs = sandbox.seed_account(partner=OTHER)
+    await client.get_plan(ours.encoded_account_id)
+    await client.set_plan(ours.encoded_account_id, "GOLD", billing_day_of_month=15)
+    await client.set_plan(ours.encoded_account_id, "SILVER", plan_group_id=152)
+    with pytest.raises(CtctValidationError):
+        await client.set_plan(ours.encoded_account_id, "TRIAL")
+    await client.cancel(ours.encoded_account_id)
+    other = sandbox.seed_account()
+    await client.cancel(
+        other.encoded_account_id, effective_date=datetime(2030, 1, 31, tzinfo=UTC), reason_id=14
+    )
+    with pytest.raises(CtctNotOurs):
+        await client.cancel(theirs.encoded_account_id)
+    with pytest.raises(CtctNotFound):
+        await client.get_plan("a0zzzzzzzzzz")
+    sandbox.invalidate_partner_tokens()
+    await client.get_plan(ours.encoded_account_id)
+
+    seen = assert_conforms(recorder.exchanges)
+
+    plan = "/partner/accounts/{encoded_account_id}/plan"
+    cancel = "/partner/accounts/{encoded_account_id}/status/cancel"
+    assert {(plan, "GET", 200), (plan, "PUT", 200), (plan, "PUT", 400), (plan, "GET", 404)} <= seen
+    assert {(cancel, "PUT", 200), (cancel, "PUT", 400), (plan, "GET", 401)} <= seen
+
+
+async def test_account_summary_requests_and_answers_conform(
+    harness: Harness, recorder: RecordingTransport
+) -> None:
+    account = harness.sandbox.seed_account()
+    token = harness.sandbox.mint_user_token(account.encoded_account_id)
+    await harness.client.account_summary(token)
+    with pytest.raises(CtctAuthError):
+        await harness.client.account_summary("unknown-user-token")
+
+    seen = assert_conforms(recorder.exchanges)
+
+    assert {("/account/summary", "GET", 200), ("/account/summary", "GET", 401)} <= seen
