@@ -22,6 +22,8 @@ from app.auth.scopes import Scope
 from app.db import create_engine, create_sessionmaker, libpq_url
 from app.kit.embedded_postgres import EmbeddedPostgres
 from app.migrate import PROJECT_ROOT, upgrade
+from app.sandbox.app import create_sandbox_app
+from app.sandbox.state import SandboxState
 from app.settings import Settings
 
 TEST_DATADIR = PROJECT_ROOT / ".data" / "test-postgres"
@@ -155,3 +157,49 @@ def api_key(sessionmaker: async_sessionmaker[AsyncSession]) -> ApiKeyFactory:
             )
 
     return make
+
+
+# CTCT budget settings that keep the budget out of a test's way (the budget has its own tests).
+FAST_CTCT: dict[str, object] = {
+    "rate_per_second": 1000.0,
+    "daily_quota": 100_000,
+    "interactive_reserve": 0,
+    "timeout_seconds": 2.0,
+    "read_retries": 0,
+}
+
+
+@pytest.fixture
+def sandbox() -> SandboxState:
+    """A fresh CTCT sandbox whose own rate limit is out of the way."""
+    return SandboxState(rate_per_second=100_000)
+
+
+@pytest.fixture
+def sandboxed_settings(database_url: str) -> Settings:
+    """Test settings with a fast, generous CTCT budget and the sandbox's partner id as ours."""
+    from app.sandbox.partners import OUR_ENCODED_PARTNER_ID
+
+    return build_settings(database_url, ctct={**FAST_CTCT, "partner_id": OUR_ENCODED_PARTNER_ID})
+
+
+@pytest.fixture
+async def sandboxed_app(
+    sandboxed_settings: Settings, sandbox: SandboxState
+) -> AsyncIterator[FastAPI]:
+    """The API (lifespan running) with the sandbox, served in-process, as its CTCT."""
+    from app.main import create_app
+
+    application = create_app(
+        sandboxed_settings, ctct_transport=httpx.ASGITransport(app=create_sandbox_app(sandbox))
+    )
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def sandboxed_client(sandboxed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for `sandboxed_app`."""
+    transport = httpx.ASGITransport(app=sandboxed_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://partnergate.test") as http:
+        yield http
