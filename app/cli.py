@@ -102,6 +102,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from app.kit.logging import configure_logging
+    from app.worker.main import run_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from app.sandbox.server import serve
 
@@ -128,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser("worker", help="run background jobs (provisioning retries)")
+    worker.set_defaults(handler=_worker)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -127,6 +127,7 @@ def run_everything(*, port: int) -> int:
                 env=env,
             )
         )
+        children.append(subprocess.Popen([python, "-m", "app.cli", "worker"], env=env))
         secret = asyncio.run(_fresh_dev_key(database))
         base = f"http://127.0.0.1:{port}"
         if not _wait_ready(f"{base}/readyz", children):

@@ -75,6 +75,11 @@ class ProvisionSettings(BaseModel):
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
+    # How long a claimed request is ours to send; a sender silent past it is presumed gone.
+    lease_seconds: float = Field(default=90.0, gt=0)
+    # How long an API call waits for the call budget, or for a concurrent same-key request.
+    wait_seconds: float = Field(default=5.0, gt=0)
+    worker_concurrency: int = Field(default=10, ge=1)
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

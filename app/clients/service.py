@@ -8,7 +8,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients import repository
-from app.clients.evidence import NOT_OURS, Evidence, Membership, evidence_status, next_status
+from app.clients.evidence import (
+    NOT_OURS,
+    Evidence,
+    Membership,
+    MirroredAttributes,
+    evidence_status,
+    next_status,
+)
 from app.clients.models import Client, ClientStatus, EventSource, StatusEvent, VerifiedVia
 from app.db import utcnow
 from app.errors import Conflict, NotFound
@@ -118,6 +125,20 @@ async def record_evidence(
         session, client, target, reason=evidence.reason, actor=actor, previous=current
     )
     return Outcome(client, False, current, event)
+
+
+async def mirror_attributes(
+    session: AsyncSession, encoded_account_id: str, attributes: MirroredAttributes
+) -> Client | None:
+    """Copy what CTCT reported onto a known client; its status is left alone."""
+    client = await repository.by_account_id(session, encoded_account_id, for_update=True)
+    if client is None:
+        return None
+    for name, value in attributes.reported().items():
+        setattr(client, name, value)
+    client.updated_at = utcnow()
+    await session.flush()
+    return client
 
 
 async def _insert(

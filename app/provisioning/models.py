@@ -64,6 +64,8 @@ class ProvisioningRequest(Base):
     # a lost process): the next attempt must look for the account before sending again.
     may_exist: Mapped[bool] = mapped_column(default=False)
     next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # After this the request stops retrying (PROVISION_MAX_AGE from creation or from a re-queue).
+    deadline_at: Mapped[datetime]
     lease_expires_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

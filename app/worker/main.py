@@ -1,0 +1,56 @@
+"""`partnergate worker`: run the procrastinate worker with this process's resources."""
+
+from __future__ import annotations
+
+import httpx
+import procrastinate
+import structlog
+
+from app.db import libpq_url
+from app.provisioning.sender import Provisioner
+from app.provisioning.tasks import sweep_once
+from app.settings import Settings
+from app.worker import worker_app
+from app.worker.runtime import RESOURCES_KEY, started
+
+log = structlog.get_logger(__name__)
+
+# Slack beyond one CTCT call so an in-flight send can finish after SIGTERM.
+SHUTDOWN_SLACK_SECONDS = 5.0
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    ctct_transport: httpx.AsyncBaseTransport | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run jobs until SIGTERM/SIGINT; in-flight work finishes or is handed back, never lost."""
+    assert settings.database.url is not None
+    async with started(settings, ctct_transport=ctct_transport) as resources:
+        connector = procrastinate.PsycopgConnector(
+            conninfo=libpq_url(settings.database.url),
+            min_size=1,
+            max_size=settings.provision.worker_concurrency + 2,
+        )
+        with worker_app.replace_connector(connector):
+            async with worker_app.open_async():
+                # Whatever a previous worker left in flight is handed back before new work.
+                await sweep_once(
+                    Provisioner(
+                        settings=settings,
+                        sessionmaker=resources.sessionmaker,
+                        ctct=resources.ctct,
+                        cipher=resources.cipher,
+                    )
+                )
+                log.info("worker.run.started", concurrency=settings.provision.worker_concurrency)
+                await worker_app.run_worker_async(
+                    concurrency=settings.provision.worker_concurrency,
+                    shutdown_graceful_timeout=settings.ctct.timeout_seconds
+                    + SHUTDOWN_SLACK_SECONDS,
+                    delete_jobs="successful",
+                    additional_context={RESOURCES_KEY: resources},
+                    install_signal_handlers=install_signal_handlers,
+                )
+                log.info("worker.run.stopped")

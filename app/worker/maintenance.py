@@ -1,0 +1,28 @@
+"""Worker housekeeping shared by every domain: jobs whose worker died are run again."""
+
+from __future__ import annotations
+
+import structlog
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.jobs import Status
+
+from app.worker import worker_app
+
+log = structlog.get_logger(__name__)
+
+
+@worker_app.periodic(cron="* * * * *", periodic_id="worker-retry-stalled")
+@worker_app.task(
+    name="worker.retry_stalled_jobs", queue="maintenance", queueing_lock="worker-retry-stalled"
+)
+async def retry_stalled_jobs(timestamp: int) -> None:
+    """Jobs left `doing` by a worker that stopped sending heartbeats are queued again."""
+    manager = worker_app.job_manager
+    for job in await manager.get_stalled_jobs():
+        try:
+            await manager.retry_job(job)
+            log.warning("worker.job.stalled_retried", job_id=job.id, task=job.task_name)
+        except AlreadyEnqueued:
+            # Another job with the same queueing lock is already waiting to do the same work.
+            await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
+            log.warning("worker.job.stalled_dropped", job_id=job.id, task=job.task_name)

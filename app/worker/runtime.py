@@ -1,0 +1,63 @@
+"""The worker process's resources, built once at start and handed to tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from procrastinate import JobContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.ctct.client import CtctClient, build_ctct_client
+from app.db import create_engine, create_sessionmaker
+from app.provisioning.crypto import PasswordCipher
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    ctct: CtctClient
+    cipher: PasswordCipher
+
+
+RESOURCES_KEY = "resources"
+
+
+def resources_of(context: JobContext) -> WorkerResources:
+    """The running worker's resources, handed to every job through its context."""
+    resources = context.additional_context.get(RESOURCES_KEY)
+    if not isinstance(resources, WorkerResources):
+        raise RuntimeError("worker resources are not started (run `partnergate worker`)")
+    return resources
+
+
+@asynccontextmanager
+async def started(
+    settings: Settings, *, ctct_transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[WorkerResources]:
+    """Build the engine, the CTCT client and the cipher; close them on exit."""
+    if settings.database.url is None:
+        raise RuntimeError("DATABASE_URL is not set")
+    engine = create_engine(
+        settings.database.url,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
+    )
+    ctct = build_ctct_client(settings.ctct, engine=engine, transport=ctct_transport)
+    resources = WorkerResources(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        ctct=ctct,
+        cipher=PasswordCipher(settings.provision.encryption_keys),
+    )
+    try:
+        yield resources
+    finally:
+        await ctct.aclose()
+        await engine.dispose()
