@@ -16,6 +16,7 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.health.router import router as health_router
 from app.kit.request_context import RequestContextMiddleware
+from app.membership.audit_router import router as audit_router
 from app.migrate import script_heads
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
@@ -66,6 +67,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    app.include_router(audit_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
     app.include_router(access_router)

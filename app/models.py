@@ -3,6 +3,16 @@
 from app.auth.models import ApiKey
 from app.clients.models import Client, StatusEvent
 from app.db import Base
+from app.membership.audit_models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.provisioning.models import ProvisioningRequest
 
-__all__ = ["ApiKey", "Base", "Client", "ProvisioningRequest", "StatusEvent"]
+__all__ = [
+    "ApiKey",
+    "AuditHeldDemotion",
+    "AuditRun",
+    "AuditSeen",
+    "Base",
+    "Client",
+    "ProvisioningRequest",
+    "StatusEvent",
+]

@@ -105,5 +105,11 @@ class StatusEvent(Base):
     source: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
-    audit_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    audit_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("audit_run.id", ondelete="RESTRICT")
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# status_event.audit_run_id references audit_run: register that table with the metadata too.
+from app.membership import audit_models as _audit_models  # noqa: E402, F401

@@ -12,6 +12,7 @@ import procrastinate
 TASK_MODULES: tuple[str, ...] = (
     "app.worker.maintenance",
     "app.provisioning.tasks",
+    "app.membership.audit_tasks",
 )
 
 worker_app = procrastinate.App(

@@ -7,6 +7,7 @@ import procrastinate
 import structlog
 
 from app.db import libpq_url
+from app.membership.audit_tasks import register_schedule
 from app.provisioning.sender import Provisioner
 from app.provisioning.tasks import sweep_once
 from app.settings import Settings
@@ -44,6 +45,7 @@ async def run_worker(
                         cipher=resources.cipher,
                     )
                 )
+                register_schedule(settings.audit.schedule)
                 log.info("worker.run.started", concurrency=settings.provision.worker_concurrency)
                 await worker_app.run_worker_async(
                     concurrency=settings.provision.worker_concurrency,
