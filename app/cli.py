@@ -112,6 +112,19 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_run(args: argparse.Namespace, url: str) -> int:
+    from app.membership import audit
+
+    settings = Settings()
+    settings.database.url = url
+    run = asyncio.run(audit.run_standalone(settings, requested_by=os.environ.get("USER")))
+    if run is None:
+        print("partnergate: an audit is already queued or running", file=sys.stderr)
+        return 1
+    print(audit.summary(run))
+    return 0 if run.state in ("completed", "held") else 1
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from app.sandbox.server import serve
 
@@ -160,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("--name", required=True)
     revoke.set_defaults(handler=_with_database(_keys_revoke))
+
+    audit = commands.add_parser("audit", help="reconcile with CTCT's partner list").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("run", help="run one audit now and print its summary").set_defaults(
+        handler=_with_database(_audit_run)
+    )
 
     sandbox = commands.add_parser("sandbox", help="serve the CTCT partner API simulator")
     sandbox.add_argument("--host", default="127.0.0.1")

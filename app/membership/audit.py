@@ -583,3 +583,41 @@ async def get_run(session: AsyncSession, run_id: int) -> AuditRun:
     if run is None:
         raise AuditNotFound(f"no audit run {run_id}")
     return run
+
+
+async def run_standalone(settings: Settings, *, requested_by: str | None) -> AuditRun | None:
+    """One run in this process (the CLI): its own engine, closed at the end."""
+    from app.db import create_engine, create_sessionmaker
+
+    assert settings.database.url is not None
+    engine = create_engine(settings.database.url, pool_size=2, max_overflow=2)
+    try:
+        return await run_once(
+            create_sessionmaker(engine),
+            engine,
+            settings,
+            trigger=AuditTrigger.CLI,
+            requested_by=requested_by,
+        )
+    finally:
+        await engine.dispose()
+
+
+def summary(run: AuditRun) -> str:
+    """A few human lines about a finished run (the CLI prints them)."""
+    lines = [
+        f"audit run {run.id}: {run.state}",
+        f"  pages read {run.pages_read}; CTCT calls {run.ctct_calls} "
+        f"({run.list_calls} list, {run.token_calls} token)",
+        f"  clients seen {run.clients_seen}, added {run.clients_added}, "
+        f"changed {run.clients_changed}, demoted {run.demotions}, held {run.held_demotions}",
+        f"  duration {run.duration_ms} ms",
+    ]
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    if run.state == AuditState.HELD.value:
+        lines.append(
+            f"  demotions held: confirm with POST /v1/audits/{run.id}/confirm-demotions "
+            f"or reject with POST /v1/audits/{run.id}/reject-demotions"
+        )
+    return "\n".join(lines)
