@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.access.lifecycle import access_resources
 from app.access.router import router as access_router
 from app.auth.service import KeyVerifier
+from app.clients.router import router as clients_router
 from app.ctct.client import build_ctct_client
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
@@ -67,6 +68,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    app.include_router(clients_router)
     app.include_router(audit_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)

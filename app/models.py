@@ -1,7 +1,7 @@
 """Every table, imported in one place for Alembic and the schema test."""
 
 from app.auth.models import ApiKey
-from app.clients.models import Client, StatusEvent
+from app.clients.models import Client, StatusEvent, TransferRequest, TransferRequestEvent
 from app.db import Base
 from app.membership.audit_models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.provisioning.models import ProvisioningRequest
@@ -15,4 +15,6 @@ __all__ = [
     "Client",
     "ProvisioningRequest",
     "StatusEvent",
+    "TransferRequest",
+    "TransferRequestEvent",
 ]

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Text,
     func,
     literal_column,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -108,6 +109,73 @@ class StatusEvent(Base):
     audit_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("audit_run.id", ondelete="RESTRICT")
     )
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+
+class TransferState(enum.StrEnum):
+    REQUESTED = "requested"
+    SUBMITTED = "submitted"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+OPEN_TRANSFER_STATES = (TransferState.REQUESTED, TransferState.SUBMITTED)
+
+
+class TransferRequest(Base):
+    """A person's request that CTCT move an unaffiliated account under our partner."""
+
+    __tablename__ = "transfer_request"
+    __table_args__ = (
+        CheckConstraint(_in("state", TransferState), name="state"),
+        # At most one open request per client.
+        Index(
+            "uq_transfer_request_open_client_id",
+            "client_id",
+            unique=True,
+            postgresql_where=text("state IN ('requested', 'submitted')"),
+        ),
+        Index("ix_transfer_request_state_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="RESTRICT"))
+    state: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    closed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class TransferRequestEvent(Base):
+    """One state change of a transfer request; rows are only ever inserted."""
+
+    __tablename__ = "transfer_request_event"
+    __table_args__ = (
+        CheckConstraint(_in("to_state", TransferState), name="to_state"),
+        CheckConstraint(
+            f"from_state IS NULL OR {_in('from_state', TransferState)}", name="from_state"
+        ),
+        CheckConstraint(_in("source", EventSource), name="source"),
+        Index("ix_transfer_request_event_request_id_id", "transfer_request_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    transfer_request_id: Mapped[int] = mapped_column(
+        ForeignKey("transfer_request.id", ondelete="RESTRICT")
+    )
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    audit_run_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.models import Client, StatusEvent
+from app.clients.models import (
+    OPEN_TRANSFER_STATES,
+    Client,
+    StatusEvent,
+    TransferRequest,
+    TransferRequestEvent,
+)
 
 STATUS_CHANNEL = "client_status"
 
@@ -46,3 +54,195 @@ async def notify_status_changed(session: AsyncSession, encoded_account_id: str) 
         text("SELECT pg_notify(:channel, :payload)"),
         {"channel": STATUS_CHANNEL, "payload": encoded_account_id},
     )
+
+
+# Client listing -------------------------------------------------------------------------------
+
+SORT_COLUMNS: dict[str, ColumnElement[str] | ColumnElement[datetime]] = {
+    "updated_at": Client.updated_at,  # type: ignore[dict-item]
+    "created_at": Client.created_at,  # type: ignore[dict-item]
+    "encoded_account_id": Client.encoded_account_id,  # type: ignore[dict-item]
+    "organization_name": func.coalesce(Client.organization_name, ""),
+}
+"""What `GET /v1/clients` may sort by; NULL names sort as empty strings so keysets stay total."""
+
+EXPORT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ClientFilter:
+    """Which clients a listing or an export covers, and in what order."""
+
+    statuses: tuple[str, ...] = ()
+    q: str | None = None
+    sort: str = "-updated_at"
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+    @property
+    def field(self) -> str:
+        return self.sort.lstrip("-")
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filtered(where: ClientFilter) -> Select[Client]:
+    statement = select(Client)
+    if where.statuses:
+        statement = statement.where(Client.status.in_(where.statuses))
+    if where.q:
+        pattern = _like(where.q)
+        statement = statement.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (
+                        Client.encoded_account_id,
+                        Client.login_name,
+                        Client.organization_name,
+                        Client.contact_email,
+                    )
+                )
+            )
+        )
+    key = SORT_COLUMNS[where.field]
+    if where.descending:
+        return statement.order_by(key.desc(), Client.id.desc())
+    return statement.order_by(key.asc(), Client.id.asc())
+
+
+def sort_value(client: Client, field: str) -> str | datetime:
+    """The value of the sort key for `client` (what a cursor remembers)."""
+    value: str | datetime | None = getattr(client, field)
+    return "" if value is None else value
+
+
+async def page_clients(
+    session: AsyncSession,
+    where: ClientFilter,
+    *,
+    after: tuple[str | datetime, int] | None,
+    limit: int,
+) -> Sequence[Client]:
+    """One page in `where.sort` order, strictly after the keyset `after` (value, id)."""
+    statement = _filtered(where).limit(limit)
+    if after is not None:
+        key = tuple_(SORT_COLUMNS[where.field], Client.id)
+        bound = tuple_(*after)
+        statement = statement.where(key < bound if where.descending else key > bound)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def stream_clients(session: AsyncSession, where: ClientFilter) -> AsyncIterator[Client]:
+    """Every matching client over a server-side cursor, a batch at a time."""
+    statement = _filtered(where).execution_options(yield_per=EXPORT_BATCH)
+    result = await session.stream_scalars(statement)
+    async for client in result:
+        yield client
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    statement = select(Client.status, func.count()).group_by(Client.status)
+    return {status: int(count) for status, count in (await session.execute(statement)).all()}
+
+
+# Transfer requests ----------------------------------------------------------------------------
+
+
+async def add_transfer(session: AsyncSession, request: TransferRequest) -> TransferRequest:
+    session.add(request)
+    await session.flush()
+    return request
+
+
+async def add_transfer_event(
+    session: AsyncSession, event: TransferRequestEvent
+) -> TransferRequestEvent:
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def transfer_by_id(
+    session: AsyncSession, request_id: int, *, for_update: bool = False
+) -> tuple[TransferRequest, str] | None:
+    """The request and its client's encoded_account_id."""
+    statement = (
+        select(TransferRequest, Client.encoded_account_id)
+        .join(Client, Client.id == TransferRequest.client_id)
+        .where(TransferRequest.id == request_id)
+    )
+    if for_update:
+        statement = statement.with_for_update(of=TransferRequest)
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def open_transfers(
+    session: AsyncSession, client_id: int, *, for_update: bool = False
+) -> Sequence[TransferRequest]:
+    statement = (
+        select(TransferRequest)
+        .where(
+            TransferRequest.client_id == client_id,
+            TransferRequest.state.in_([state.value for state in OPEN_TRANSFER_STATES]),
+        )
+        .order_by(TransferRequest.id)
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalars().all()
+
+
+async def transfers_of(session: AsyncSession, client_id: int) -> Sequence[TransferRequest]:
+    statement = (
+        select(TransferRequest)
+        .where(TransferRequest.client_id == client_id)
+        .order_by(TransferRequest.id)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def transfer_events_of(
+    session: AsyncSession, request_ids: Sequence[int]
+) -> Sequence[TransferRequestEvent]:
+    if not request_ids:
+        return []
+    statement = (
+        select(TransferRequestEvent)
+        .where(TransferRequestEvent.transfer_request_id.in_(request_ids))
+        .order_by(TransferRequestEvent.id)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+def _transfers(states: Sequence[str]) -> Select[TransferRequest, Client]:
+    statement = select(TransferRequest, Client).join(Client, Client.id == TransferRequest.client_id)
+    if states:
+        statement = statement.where(TransferRequest.state.in_(states))
+    return statement.order_by(TransferRequest.id)
+
+
+async def page_transfers(
+    session: AsyncSession, states: Sequence[str], *, after_id: int | None, limit: int
+) -> Sequence[tuple[TransferRequest, Client]]:
+    """Transfer requests (with their clients) oldest first, after `after_id`."""
+    statement = _transfers(states).limit(limit)
+    if after_id is not None:
+        statement = statement.where(TransferRequest.id > after_id)
+    rows = (await session.execute(statement)).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+async def stream_transfers(
+    session: AsyncSession, states: Sequence[str]
+) -> AsyncIterator[tuple[TransferRequest, Client]]:
+    """Every matching transfer request with its client, a batch at a time."""
+    result = await session.stream(_transfers(states).execution_options(yield_per=EXPORT_BATCH))
+    async for row in result:
+        yield row[0], row[1]

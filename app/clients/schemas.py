@@ -1,0 +1,180 @@
+"""Request and response shapes of the clients API, and the one rule for account ids."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.clients.models import ClientStatus, TransferState
+from app.errors import FieldError, ValidationFailed
+
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ACCOUNT_ID_RULE = "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
+NOTE_MAX = 2000
+
+
+def check_account_id(value: str, field: str = "encoded_account_id") -> str:
+    """The id unchanged, or a 400 validation problem naming `field`."""
+    if ACCOUNT_ID.fullmatch(value) is None:
+        raise ValidationFailed([FieldError(field, ACCOUNT_ID_RULE)])
+    return value
+
+
+def _account_id(value: str) -> str:
+    if ACCOUNT_ID.fullmatch(value) is None:
+        raise ValueError(ACCOUNT_ID_RULE)
+    return value
+
+
+def _note(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("a note is required")
+    return stripped
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterClient(_Strict):
+    encoded_account_id: str
+    access_token: str | None = Field(
+        default=None,
+        description="the user's CTCT OAuth access token: used once for /account/summary, "
+        "never stored, logged or echoed",
+        repr=False,
+    )
+
+    _check_id = field_validator("encoded_account_id")(_account_id)
+
+
+class Decision(_Strict):
+    note: str = Field(max_length=NOTE_MAX, description="why; required")
+    version: int | None = Field(
+        default=None, description="the client's version the decision was made on (409 if stale)"
+    )
+
+    _check_note = field_validator("note")(_note)
+
+
+class NewTransferRequest(_Strict):
+    note: str = Field(max_length=NOTE_MAX, description="why; required")
+
+    _check_note = field_validator("note")(_note)
+
+
+class TransferChange(_Strict):
+    state: TransferState
+    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    version: int | None = Field(
+        default=None, description="the request's version the change was made on (409 if stale)"
+    )
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ClientOut(_Out):
+    encoded_account_id: str
+    status: ClientStatus
+    status_reason: str
+    evidence_status: ClientStatus = Field(
+        description="what CTCT's evidence alone says (differs from status while a billing "
+        "approval stands)"
+    )
+    verified_at: datetime | None
+    verified_via: str | None
+    login_name: str | None
+    site_owner_name: str | None
+    organization_name: str | None
+    contact_email: str | None
+    billing_status: str | None
+    plan_type: str | None
+    encoded_partner_id: str | None = Field(description="empty when CTCT reports no partner")
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class StatusEventOut(_Out):
+    id: int
+    from_status: ClientStatus | None
+    to_status: ClientStatus
+    reason: str
+    source: str
+    actor: str | None
+    note: str | None
+    audit_run_id: int | None
+    created_at: datetime
+
+
+class TransferEventOut(_Out):
+    from_state: TransferState | None
+    to_state: TransferState
+    source: str
+    actor: str | None
+    note: str | None
+    audit_run_id: int | None
+    created_at: datetime
+
+
+class TransferRequestOut(_Out):
+    id: int
+    encoded_account_id: str
+    state: TransferState
+    note: str
+    requested_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    version: int
+    history: list[TransferEventOut] = Field(default_factory=list)
+
+
+class ClientDetail(ClientOut):
+    events: list[StatusEventOut]
+    transfer_requests: list[TransferRequestOut]
+
+
+class ClientPage(BaseModel):
+    items: list[ClientOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
+
+
+class TransferPage(BaseModel):
+    items: list[TransferRequestOut]
+    next_cursor: str | None
+
+
+class LastAudit(BaseModel):
+    id: int
+    state: str
+    trigger: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Outbox(BaseModel):
+    depth: int
+    oldest_created_at: datetime | None
+
+
+class Quota(BaseModel):
+    day: str
+    used: int
+    daily_quota: int
+    remaining_interactive: int
+    remaining_background: int
+
+
+class Stats(BaseModel):
+    clients_by_status: dict[str, int]
+    clients_total: int
+    last_audit: LastAudit | None
+    provisioning_outbox: Outbox | None
+    ctct_quota: Quota | None
