@@ -16,7 +16,7 @@ from app.settings import Settings
 from app.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     """The process-wide resources built by the lifespan."""
     state: AppState = request.app.state.resources
     return state
@@ -25,7 +25,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 

@@ -7,8 +7,7 @@ from contextlib import asynccontextmanager
 
 from app.access.cache import DecisionCache
 from app.access.listener import StatusListener
-from app.access.service import AccessService
-from app.clients.models import Client
+from app.access.service import AccessService, Probed
 from app.clients.service import Actor
 from app.ctct.budget import Priority
 from app.db import libpq_url
@@ -23,17 +22,21 @@ async def access_resources(state: AppState) -> AsyncIterator[AccessService]:
     assert settings.database.url is not None, "the lifespan checked DATABASE_URL"
     assert ctct is not None, "the lifespan builds the CTCT client first"
 
-    async def probe(account_id: str, actor: Actor, priority: Priority) -> Client:
-        from app.membership.probe import probe_account  # membership imports the access side
+    async def probe(
+        account_id: str, actor: Actor, priority: Priority, max_wait: float | None
+    ) -> Probed:
+        from app.membership import probe as membership_probe  # membership imports clients
 
-        return await probe_account(
+        result = await membership_probe.probe(
             ctct,
             state.sessionmaker,
             account_id,
             actor=actor,
             priority=priority,
             our_partner_id=settings.ctct.partner_id,
+            max_wait=max_wait,
         )
+        return Probed(result.client, result.answered)
 
     cache = DecisionCache(settings.access.cache_size)
     listener = StatusListener(libpq_url(settings.database.url), cache)

@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.access import repository
 from app.access.cache import DecisionCache, Snapshot
-from app.clients import repository as clients_repository
 from app.clients.models import Client, ClientStatus, EventSource
 from app.clients.service import Actor
 from app.ctct.budget import Priority
@@ -28,8 +28,18 @@ from app.settings import Settings, UnaffiliatedAccess
 
 log = structlog.get_logger(__name__)
 
-# The probe a caller injects: `app.membership.probe.probe_account` bound to the CTCT client.
-ProbeFn = Callable[[str, Actor, Priority], Awaitable[Client]]
+
+@dataclass(frozen=True, slots=True)
+class Probed:
+    """A finished probe: the client as recorded, and whether CTCT answered at all."""
+
+    client: Client
+    answered: bool
+
+
+# The probe the lifespan injects: `app.membership.probe.probe` bound to the CTCT client,
+# called with (account_id, actor, priority, max_wait).
+ProbeFn = Callable[[str, Actor, Priority, float | None], Awaitable[Probed]]
 
 # Stale clients re-probed at once by one process; each holds a pool connection for its lock.
 BACKGROUND_PROBE_CONCURRENCY = 2
@@ -105,7 +115,7 @@ class AccessService:
             for status in self._allowed
             for allowed in (True, False)
         }
-        self._inflight: dict[str, asyncio.Task[Client | None]] = {}
+        self._inflight: dict[str, asyncio.Task[Probed | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cooldown = _Cooldown(settings.access.reprobe_cooldown)
         self._background_slots = asyncio.Semaphore(BACKGROUND_PROBE_CONCURRENCY)
@@ -128,18 +138,15 @@ class AccessService:
 
     async def check_fresh(self, account_id: str, *, actor_name: str | None = None) -> Decision:
         """Ask CTCT first (within ACCESS_PROBE_TIMEOUT), then decide; the store if CTCT can't."""
-        async with self._reader.connect() as conn:
-            before = await repository.status_of(conn, account_id)
-        client = await self._wait(self.probe_shared(account_id, actor_name))
-        if client is not None and _verified_since(client, before):
+        probed = await self._wait(self.probe_shared(account_id, actor_name))
+        if probed is not None and probed.answered:
+            client = probed.client
             return self._decide(account_id, Snapshot.of(client.status, client.verified_at))
         async with self._reader.connect() as conn:
-            now_row = await repository.status_of(conn, account_id)
-        if now_row is None:
+            row = await repository.status_of(conn, account_id)
+        if row is None or row[0] == ClientStatus.UNVERIFIED.value:
             return self._unverified(account_id)
-        snapshot = Snapshot.of(*now_row)
-        reason = REASON_CTCT_UNAVAILABLE if before is not None else None
-        return self._decide(account_id, snapshot, reason=reason)
+        return self._decide(account_id, Snapshot.of(*row), reason=REASON_CTCT_UNAVAILABLE)
 
     async def check_many(
         self, account_ids: Sequence[str], *, actor_name: str | None = None
@@ -170,7 +177,7 @@ class AccessService:
                     continue
                 found[account_id] = Snapshot.of(*row)
                 self.cache.put(account_id, found[account_id], generation)
-        probed: dict[str, Client] = {}
+        probed: dict[str, Probed] = {}
         if unknown:
             tasks = {
                 account_id: self.probe_shared(account_id, actor_name) for account_id in unknown
@@ -180,16 +187,16 @@ class AccessService:
                 await asyncio.wait(pending, timeout=self._probe_timeout)
             for account_id, task in tasks.items():
                 if task is not None and task.done() and not task.cancelled():
-                    client = task.result()
-                    if client is not None:
-                        probed[account_id] = client
+                    result = task.result()
+                    if result is not None:
+                        probed[account_id] = result
         decisions: list[Decision] = []
         for account_id in account_ids:
             snapshot = found.get(account_id)
             if snapshot is not None:
                 decisions.append(self._decide(account_id, snapshot))
             elif account_id in probed:
-                client = probed[account_id]
+                client = probed[account_id].client
                 decisions.append(
                     self._decide(account_id, Snapshot.of(client.status, client.verified_at))
                 )
@@ -228,12 +235,13 @@ class AccessService:
         }
 
     async def _check_unknown(self, account_id: str, actor_name: str | None) -> Decision:
-        client = await self._wait(self.probe_shared(account_id, actor_name))
-        if client is None:
+        probed = await self._wait(self.probe_shared(account_id, actor_name))
+        if probed is None:
             return self._unverified(account_id)
+        client = probed.client
         return self._decide(account_id, Snapshot.of(client.status, client.verified_at))
 
-    async def _wait(self, task: asyncio.Task[Client | None] | None) -> Client | None:
+    async def _wait(self, task: asyncio.Task[Probed | None] | None) -> Probed | None:
         if task is None:
             return None
         try:
@@ -246,7 +254,7 @@ class AccessService:
 
     def probe_shared(
         self, account_id: str, actor_name: str | None
-    ) -> asyncio.Task[Client | None] | None:
+    ) -> asyncio.Task[Probed | None] | None:
         """The probe of `account_id` in flight in this process, started if there is none."""
         task = self._inflight.get(account_id)
         if task is not None:
@@ -267,30 +275,23 @@ class AccessService:
         self._start(account_id, self._refresh(account_id))
 
     def _start(
-        self, account_id: str, work: Coroutine[Any, Any, Client | None]
-    ) -> asyncio.Task[Client | None]:
-        async def run() -> Client | None:
+        self, account_id: str, work: Coroutine[Any, Any, Probed | None]
+    ) -> asyncio.Task[Probed | None]:
+        async def run() -> Probed | None:
             try:
-                client = await work
+                probed = await work
             except Exception:  # a probe must never take the process down; fail closed
                 log.exception("access.probe.crashed", client=account_id)
                 return None
-            if client is not None:
-                try:
-                    await self._announce(account_id)
-                except SQLAlchemyError as exc:
-                    log.warning(
-                        "access.probe.announce_failed",
-                        client=account_id,
-                        error_type=type(exc).__name__,
-                    )
-            return client
+            # The probe notified every replica (on commit); don't wait for our own echo.
+            self.cache.invalidate(account_id)
+            return probed
 
         task = asyncio.create_task(run(), name=f"access-probe-{account_id}")
         self._inflight[account_id] = task
         self._tasks.add(task)
 
-        def forget(done: asyncio.Task[Client | None]) -> None:
+        def forget(done: asyncio.Task[Probed | None]) -> None:
             self._tasks.discard(done)
             if self._inflight.get(account_id) is done:
                 del self._inflight[account_id]
@@ -298,36 +299,11 @@ class AccessService:
         task.add_done_callback(forget)
         return task
 
-    async def _announce(self, account_id: str) -> None:
-        # A probe that confirms the status changes verified_at but notifies nobody; tell every
-        # replica, so none keeps answering `stale: true` from its cache.
-        self.cache.invalidate(account_id)
-        async with self._sessionmaker() as session, session.begin():
-            await clients_repository.notify_status_changed(session, account_id)
-
-    async def _probe_now(self, account_id: str, actor: Actor) -> Client | None:
+    async def _probe_now(self, account_id: str, actor: Actor) -> Probed | None:
         self._cooldown.mark(account_id, time.monotonic())
-        started = time.monotonic()
-        try:
-            client = await self._probe(account_id, actor, Priority.INTERACTIVE)
-        except CtctError as exc:
-            log.warning(
-                "access.probe.failed",
-                client=account_id,
-                error_type=type(exc).__name__,
-                duration_ms=_ms(started),
-            )
-            return None
-        log.info(
-            "access.probe.done",
-            client=account_id,
-            status=client.status,
-            verified=client.verified_at is not None,
-            duration_ms=_ms(started),
-        )
-        return client
+        return await self._run_probe(account_id, actor, Priority.INTERACTIVE, "sync")
 
-    async def _refresh(self, account_id: str) -> Client | None:
+    async def _refresh(self, account_id: str) -> Probed | None:
         async with self._background_slots, self._reader.connect() as conn:
             if not await repository.try_claim_probe(conn, account_id):
                 log.info("access.refresh.skipped", client=account_id, why="claimed_elsewhere")
@@ -336,33 +312,41 @@ class AccessService:
                 row = await repository.status_of(conn, account_id)
                 if row is None or not self._is_stale(row[1]):
                     log.info("access.refresh.skipped", client=account_id, why="already_fresh")
-                    self.cache.invalidate(account_id)
                     return None
-                started = time.monotonic()
-                try:
-                    client = await self._probe(account_id, BACKGROUND_ACTOR, Priority.BACKGROUND)
-                except CtctError as exc:
-                    log.warning(
-                        "access.refresh.failed",
-                        client=account_id,
-                        error_type=type(exc).__name__,
-                        duration_ms=_ms(started),
-                    )
-                    return None
-                log.info(
-                    "access.refresh.done",
-                    client=account_id,
-                    status=client.status,
-                    verified=client.verified_at is not None
-                    and not self._is_stale(client.verified_at),
-                    duration_ms=_ms(started),
+                return await self._run_probe(
+                    account_id, BACKGROUND_ACTOR, Priority.BACKGROUND, "refresh"
                 )
-                return client
             finally:
                 try:
                     await asyncio.shield(repository.release_probe(conn, account_id))
-                except Exception:  # the lock dies with the connection; never pool it
+                except SQLAlchemyError:  # the lock dies with the connection; never pool it
                     await conn.invalidate()
+
+    async def _run_probe(
+        self, account_id: str, actor: Actor, priority: Priority, kind: str
+    ) -> Probed | None:
+        started = time.monotonic()
+        max_wait = self._probe_timeout if priority is Priority.INTERACTIVE else None
+        try:
+            probed = await self._probe(account_id, actor, priority, max_wait)
+        except CtctError as exc:
+            log.warning(
+                "access.probe.failed",
+                client=account_id,
+                kind=kind,
+                error_type=type(exc).__name__,
+                duration_ms=_ms(started),
+            )
+            return None
+        log.info(
+            "access.probe.done",
+            client=account_id,
+            kind=kind,
+            answered=probed.answered,
+            status=probed.client.status,
+            duration_ms=_ms(started),
+        )
+        return probed
 
     def _is_stale(self, verified_at: datetime | None) -> bool:
         return verified_at is None or time.time() - verified_at.timestamp() > self._ttl
@@ -374,12 +358,6 @@ class AccessService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _verified_since(client: Client, before: tuple[str, datetime | None] | None) -> bool:
-    if client.verified_at is None:
-        return False
-    return before is None or before[1] is None or client.verified_at > before[1]
 
 
 def _ms(started: float) -> float:
