@@ -214,10 +214,11 @@ async def change_transfer_request(
 
 
 async def complete_transfer_requests_for(
-    session: AsyncSession, encoded_account_id: str, actor: Actor
+    session: AsyncSession, encoded_account_id: str, actor: Actor, *, client: Client | None = None
 ) -> Sequence[TransferRequest]:
     """The account is in our partner list now: its open transfer requests complete themselves."""
-    client = await repository.by_account_id(session, encoded_account_id)
+    if client is None:
+        client = await repository.by_account_id(session, encoded_account_id)
     if client is None:
         return []
     completed = list(await repository.open_transfers(session, client.id, for_update=True))

@@ -31,6 +31,7 @@ import structlog
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.clients import decisions as clients_decisions
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import Client, ClientStatus, EventSource, VerifiedVia
@@ -374,6 +375,9 @@ async def _confirm_stragglers(
 
 async def _on_ours(session: AsyncSession, client: Client, actor: clients_service.Actor) -> None:
     """An account found in our list completes any open transfer request for it."""
+    await clients_decisions.complete_transfer_requests_for(
+        session, client.encoded_account_id, actor, client=client
+    )
 
 
 async def _save_progress(
