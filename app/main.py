@@ -15,6 +15,8 @@ from app.clients.router import router as clients_router
 from app.ctct.client import build_ctct_client
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
+from app.events import service as events_service
+from app.events.router import router as events_router
 from app.health.router import router as health_router
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.audit_router import router as audit_router
@@ -56,6 +58,8 @@ def create_app(
             stack.push_async_callback(state.ctct.aclose)
             state.password_cipher = PasswordCipher(resolved.provision.encryption_keys)
             await stack.enter_async_context(access_resources(state))
+            events_service.configure(resolved.webhook)
+            stack.callback(events_service.configure, None)
             app.state.resources = state
             yield
 
@@ -72,6 +76,7 @@ def create_app(
     app.include_router(access_router)
     app.include_router(clients_router)
     app.include_router(audit_router)
+    app.include_router(events_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
     return app

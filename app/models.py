@@ -3,6 +3,7 @@
 from app.auth.models import ApiKey
 from app.clients.models import Client, StatusEvent, TransferRequest, TransferRequestEvent
 from app.db import Base
+from app.events.models import WebhookDelivery
 from app.membership.audit_models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.provisioning.models import ProvisioningRequest
 
@@ -17,4 +18,5 @@ __all__ = [
     "StatusEvent",
     "TransferRequest",
     "TransferRequestEvent",
+    "WebhookDelivery",
 ]

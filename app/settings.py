@@ -109,6 +109,14 @@ class WebhookSettings(BaseModel):
     urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret: SecretStr | None = None
     ctct_jwks_url: str | None = None
+    # Outgoing deliveries: attempt n waits min(cap, base * 4**(n-1)) (+ jitter); then `failed`.
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_cap_seconds: float = Field(default=3600.0, gt=0)
+    max_attempts: int = Field(default=12, ge=1)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Incoming CTCT webhooks: the JWS `ts` may be at most this old (or this far ahead).
+    ctct_max_age_seconds: float = Field(default=300.0, gt=0)
+    ctct_jwks_cache_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("urls", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from app.clients.evidence import (
 from app.clients.models import Client, ClientStatus, EventSource, StatusEvent, VerifiedVia
 from app.db import utcnow
 from app.errors import Conflict, NotFound
+from app.events import service as events_service
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,17 @@ async def _change_status(
         ),
     )
     await repository.notify_status_changed(session, client.encoded_account_id)
+    await events_service.status_changed(
+        session,
+        encoded_account_id=client.encoded_account_id,
+        from_status=event.from_status,
+        to_status=event.to_status,
+        reason=reason,
+        source=event.source,
+        actor=actor.name,
+        status_event_id=event.id,
+        audit_run_id=actor.audit_run_id,
+    )
     return event
 
 

@@ -20,6 +20,7 @@ from app.clients.models import EventSource, VerifiedVia
 from app.ctct.provision_rules import validate_provision
 from app.db import utcnow
 from app.errors import AppError, BadRequest, ValidationFailed
+from app.events import service as events_service
 from app.provisioning import repository
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.errors import (
@@ -220,6 +221,13 @@ async def succeed(
     }
     _finish(request, now, status=201, body=body, erase_password=True)
     await session.flush()
+    await events_service.provisioning_finished(
+        session,
+        provisioning_request_id=request.id,
+        state=request.state,
+        encoded_account_id=encoded_account_id,
+        error=None,
+    )
     log.info(
         "provisioning.request.succeeded",
         request_id=request.id,
@@ -252,6 +260,13 @@ async def finish_unsuccessfully(
     body["provisioning_request_id"] = request.id
     _finish(request, now, status=problem.status, body=body, erase_password=erase_password)
     await session.flush()
+    await events_service.provisioning_finished(
+        session,
+        provisioning_request_id=request.id,
+        state=request.state,
+        encoded_account_id=request.encoded_account_id,
+        error=last_error,
+    )
     log.warning(
         f"provisioning.request.{state.value}",
         request_id=request.id,

@@ -7,6 +7,7 @@ import procrastinate
 import structlog
 
 from app.db import libpq_url
+from app.events import service as events_service
 from app.membership.audit_tasks import register_schedule
 from app.provisioning.sender import Provisioner
 from app.provisioning.tasks import sweep_once
@@ -46,6 +47,7 @@ async def run_worker(
                     )
                 )
                 register_schedule(settings.audit.schedule)
+                events_service.configure(settings.webhook)
                 log.info("worker.run.started", concurrency=settings.provision.worker_concurrency)
                 await worker_app.run_worker_async(
                     concurrency=settings.provision.worker_concurrency,
