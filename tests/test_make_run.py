@@ -1,0 +1,98 @@
+"""`make run` (partnergate dev): ready within 60 s, prints the URL and a key, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from app.migrate import PROJECT_ROOT
+
+READY_BOUND_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    path = PROJECT_ROOT / ".data" / f"make-run-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _postgres_running_in(datadir: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if any(str(datadir) in part for part in cmdline):
+            found.append(process)
+    return found
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
+    data_dir: Path, stop_signal: signal.Signals
+) -> None:
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_", "CTCT_", "PROVISION_", "TEST_DATABASE"))
+    }
+    env.update({"DATA_DIR": str(data_dir), "PORT": str(port), "ENVIRONMENT": "development"})
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "dev"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(dev.stdout.readline, "")))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + READY_BOUND_SECONDS
+        while not any("API key with every scope" in line for line in lines):
+            assert dev.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "not ready within 60 s:\n" + "".join(lines)
+            time.sleep(0.2)
+        printed = "".join(lines)
+        assert f"http://127.0.0.1:{port}" in printed
+        secret = next(line for line in lines if "API key with every scope" in line).split()[-1]
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+        stats = httpx.get(f"{base}/v1/stats", headers={"Authorization": f"Bearer {secret}"})
+        assert stats.status_code == 200
+        children = psutil.Process(dev.pid).children(recursive=True)
+        assert children, "the API, worker and sandbox run as child processes"
+        assert _postgres_running_in(data_dir)
+
+        dev.send_signal(stop_signal)
+        assert dev.wait(timeout=60) == 0
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+        reader.join(timeout=10)
+
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left behind: {[p.pid for p in alive]}"
+    assert _postgres_running_in(data_dir) == []
+    assert "partnergate stopped" in "".join(lines)
