@@ -23,6 +23,7 @@ from app.db import create_engine, create_sessionmaker
 from app.kit.embedded_postgres import EmbeddedPostgres
 from app.kit.local_database import EMBEDDED_DATABASE, embedded_datadir, ensure_database
 from app.migrate import upgrade
+from app.sandbox.partners import OUR_ENCODED_PARTNER_ID
 from app.settings import Settings
 
 DEV_KEY_NAME = "dev-all-scopes"
@@ -121,6 +122,7 @@ def run_everything(*, port: int) -> int:
             )
             env["CTCT_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}/v3"
             env["CTCT_TOKEN_URL"] = f"http://127.0.0.1:{sandbox_port}/oauth2/token"
+            env.setdefault("CTCT_PARTNER_ID", OUR_ENCODED_PARTNER_ID)
         children.append(
             subprocess.Popen(
                 [python, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
