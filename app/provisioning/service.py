@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 import structlog
 from procrastinate.exceptions import AlreadyEnqueued
+from psycopg.pq import TransactionStatus
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.service import Principal
@@ -140,15 +142,21 @@ async def submit(
 async def defer_send(session: AsyncSession, request_id: int, *, at: datetime) -> None:
     """Queue the job that sends this request, in the session's transaction (one per request)."""
     raw = await (await session.connection()).get_raw_connection()
+    connection = raw.driver_connection
+    assert isinstance(connection, psycopg.AsyncConnection)
+    # psycopg's transaction() on a connection already in a transaction is a savepoint; on an
+    # idle one it would be a transaction of its own that commits, so refuse that case.
+    if connection.info.transaction_status != TransactionStatus.INTRANS:
+        raise RuntimeError("defer_send needs the session's transaction to have begun")
     deferrer = worker_app.configure_task(
         name=SEND_TASK,
         queue=QUEUE,
-        connection=raw.driver_connection,
+        connection=connection,
         queueing_lock=f"{QUEUEING_LOCK_PREFIX}{request_id}",
         schedule_at=at,
     )
     try:
-        async with session.begin_nested():
+        async with connection.transaction():
             await deferrer.defer_async(request_id=request_id)
     except AlreadyEnqueued:
         # A job for this request is already waiting; it re-reads the request when it runs.

@@ -18,7 +18,7 @@ from app.db import libpq_url
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
-from tests.conftest import ApiKeyFactory, build_settings
+from tests.conftest import FAST_CTCT, TEST_FERNET_KEY, ApiKeyFactory, build_settings
 
 SANDBOX = "http://sandbox.test"
 PASSWORD = "Xq7-unguessable-Secret!"
@@ -53,20 +53,19 @@ def provisioning_settings(database_url: str, base_url: str = SANDBOX, **override
         **overrides.pop("provision", {}),
     }
     ctct = {
+        **FAST_CTCT,
         "base_url": f"{base_url}/v3",
         "token_url": f"{base_url}/oauth2/token",
         "timeout_seconds": 1.0,
         **overrides.pop("ctct", {}),
     }
-    from tests.conftest import TEST_FERNET_KEY
-
     provision["encryption_keys"] = provision.get("encryption_keys", [TEST_FERNET_KEY])
     return build_settings(database_url, provision=provision, ctct=ctct, **overrides)
 
 
 @pytest.fixture
 def sandbox_state() -> SandboxState:
-    return SandboxState()
+    return SandboxState(rate_per_second=100_000)
 
 
 @pytest.fixture
