@@ -88,6 +88,11 @@ async def abandon_stale(session: AsyncSession, heartbeat_before: datetime, now: 
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def relax_commit(session: AsyncSession) -> None:
+    """This transaction's commit does not wait for its WAL flush (atomic, not instantly durable)."""
+    await session.execute(text("SET LOCAL synchronous_commit = off"))
+
+
 async def mark_seen(session: AsyncSession, run_id: int, account_ids: Sequence[str]) -> int:
     """Remember which ids this run found in the list; returns how many were new to the run."""
     if not account_ids:

@@ -1,0 +1,187 @@
+"""Audit benchmark: N clients in the sandbox (its own OS process, on loopback) at R calls/s.
+
+For each N it prints CTCT calls per client, wall time divided by the floor the rate limit sets
+(⌈N/50⌉/R s; goal ≤ 1.2) and the audit's peak memory (RSS growth of this process during the
+run). The store already knows 99% of the accounts (the steady state); 1% are new and added.
+
+    .venv/bin/python bench/audit.py        # DATABASE_URL / TEST_DATABASE_URL or an embedded Postgres
+
+Last line: RESULT n=<largest N> calls_per_client=<x> time_ratio=<x> peak_mb=<x>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.db import create_engine, create_sessionmaker, libpq_url  # noqa: E402
+from app.membership import audit  # noqa: E402
+from app.membership.audit_models import AuditTrigger  # noqa: E402
+from app.migrate import PROJECT_ROOT, upgrade  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+# (N, R): the bench raises R for large N so the run fits in minutes; the ratio uses the same R.
+CASES = [(1_000, 4), (10_000, 10), (100_000, 15)]
+KNOWN_SHARE = 0.99
+
+
+def _rss_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _server_url() -> tuple[str, object | None]:
+    configured = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return configured, None
+    from app.kit.embedded_postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres(PROJECT_ROOT / ".data" / "bench-postgres")
+    server.start(durable=False)
+    return server.url("postgres"), server
+
+
+def _admin(server_url: str, statement: sql.Composable) -> None:
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+async def _case(n: int, rate: int, database_url: str, sandbox: str) -> tuple[float, float, float]:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="development",
+        database={"url": database_url, "pool_size": 5, "max_overflow": 5},
+        ctct={
+            "base_url": f"{sandbox}/v3",
+            "token_url": f"{sandbox}/oauth2/token",
+            "rate_per_second": float(rate),
+            "daily_quota": 1_000_000,
+            "interactive_reserve": 0,
+        },
+        audit={"max_demotion_ratio": 0.1},
+    )
+    async with httpx.AsyncClient(base_url=sandbox, timeout=120) as control:
+        (await control.post("/_sandbox/reset")).raise_for_status()
+        (await control.put("/_sandbox/limits", json={"rate_per_second": rate})).raise_for_status()
+        seeded = await control.post("/_sandbox/accounts", json={"partner": "ours", "count": n})
+        ids: list[str] = seeded.json()["encoded_account_ids"]
+    engine = create_engine(database_url, pool_size=5, max_overflow=5)
+    sessionmaker = create_sessionmaker(engine)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(text("TRUNCATE audit_run, client, status_event CASCADE"))
+        await session.execute(text("DELETE FROM ctct_budget"))
+        await session.execute(
+            text(
+                "INSERT INTO client (encoded_account_id, status, evidence_status, status_reason, "
+                "verified_at, verified_via, version) SELECT id, 'approved', 'approved', 'bench', "
+                "now() - interval '1 day', 'partner_list', 1 FROM unnest(CAST(:ids AS varchar[])) id"
+            ),
+            {"ids": ids[: int(n * KNOWN_SHARE)]},
+        )
+    # Let the budget's sliding window start empty, as it would after a quiet period.
+    await asyncio.sleep(1.1)
+    baseline = _rss_kb("VmRSS")
+    _reset_peak()
+    started = time.perf_counter()
+    run = await audit.run_once(sessionmaker, engine, settings, trigger=AuditTrigger.CLI)
+    wall = time.perf_counter() - started
+    peak_mb = max(0, _rss_kb("VmHWM") - baseline) / 1024
+    await engine.dispose()
+    assert run is not None
+    assert run.state == "completed", (run.state, run.error)
+    assert run.clients_seen == n, run.clients_seen
+    floor = math.ceil(n / 50) / rate
+    calls_per_client = run.ctct_calls / n
+    ratio = wall / floor
+    print(
+        f"n={n:>7} R={rate:>3}/s pages={run.pages_read:>5} ctct_calls={run.ctct_calls:>5} "
+        f"calls_per_client={calls_per_client:.4f} added={run.clients_added:>5} "
+        f"wall={wall:7.2f}s floor={floor:7.2f}s time_ratio={ratio:.3f} peak_mb={peak_mb:.1f}",
+        flush=True,
+    )
+    return calls_per_client, ratio, peak_mb
+
+
+async def _main(database_url: str, sandbox: str) -> str:
+    result = ""
+    for n, rate in CASES:
+        calls, ratio, peak = await _case(n, rate, database_url, sandbox)
+        result = (
+            f"RESULT n={n} calls_per_client={calls:.4f} time_ratio={ratio:.3f} peak_mb={peak:.1f}"
+        )
+    return result
+
+
+def main() -> int:
+    server_url, embedded = _server_url()
+    name = f"bench_audit_{uuid.uuid4().hex[:8]}"
+    _admin(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    port = _free_port()
+    sandbox = subprocess.Popen(  # noqa: S603 - our own sandbox
+        [sys.executable, "-m", "app.sandbox", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        upgrade(database_url)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{base}/_sandbox/", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        import structlog
+
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(40)  # errors only
+        )
+        print(asyncio.run(_main(database_url, base)))
+    finally:
+        sandbox.terminate()
+        sandbox.wait(10)
+        _admin(
+            server_url,
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+        )
+        if embedded is not None:
+            embedded.stop()  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
