@@ -4,7 +4,7 @@ For each N it prints CTCT calls per client, wall time divided by the floor the r
 (⌈N/50⌉/R s; goal ≤ 1.2) and the audit's peak memory (RSS growth of this process during the
 run). The store already knows 99% of the accounts (the steady state); 1% are new and added.
 
-    .venv/bin/python bench/audit.py        # DATABASE_URL / TEST_DATABASE_URL or an embedded Postgres
+    .venv/bin/python bench/audit.py   # DATABASE_URL / TEST_DATABASE_URL, else embedded Postgres
 
 Last line: RESULT n=<largest N> calls_per_client=<x> time_ratio=<x> peak_mb=<x>
 """
@@ -12,6 +12,7 @@ Last line: RESULT n=<largest N> calls_per_client=<x> time_ratio=<x> peak_mb=<x>
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import socket
@@ -29,11 +30,11 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.db import create_engine, create_sessionmaker, libpq_url  # noqa: E402
-from app.membership import audit  # noqa: E402
-from app.membership.audit_models import AuditTrigger  # noqa: E402
-from app.migrate import PROJECT_ROOT, upgrade  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.db import create_engine, create_sessionmaker, libpq_url
+from app.membership import audit
+from app.membership.audit_models import AuditTrigger
+from app.migrate import PROJECT_ROOT, upgrade
+from app.settings import Settings
 
 # (N, R): the bench raises R for large N so the run fits in minutes; the ratio uses the same R.
 CASES = [(1_000, 4), (10_000, 10), (100_000, 15)]
@@ -48,10 +49,8 @@ def _rss_kb(field: str) -> int:
 
 
 def _reset_peak() -> None:
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def _free_port() -> int:
@@ -104,7 +103,8 @@ async def _case(n: int, rate: int, database_url: str, sandbox: str) -> tuple[flo
             text(
                 "INSERT INTO client (encoded_account_id, status, evidence_status, status_reason, "
                 "verified_at, verified_via, version) SELECT id, 'approved', 'approved', 'bench', "
-                "now() - interval '1 day', 'partner_list', 1 FROM unnest(CAST(:ids AS varchar[])) id"
+                "now() - interval '1 day', 'partner_list', 1 "
+                "FROM unnest(CAST(:ids AS varchar[])) id"
             ),
             {"ids": ids[: int(n * KNOWN_SHARE)]},
         )
@@ -148,7 +148,7 @@ def main() -> int:
     _admin(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     database_url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     port = _free_port()
-    sandbox = subprocess.Popen(  # noqa: S603 - our own sandbox
+    sandbox = subprocess.Popen(
         [sys.executable, "-m", "app.sandbox", "--port", str(port)],
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
