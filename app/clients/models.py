@@ -112,7 +112,6 @@ class StatusEvent(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
-
 class TransferState(enum.StrEnum):
     REQUESTED = "requested"
     SUBMITTED = "submitted"
