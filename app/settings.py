@@ -80,6 +80,8 @@ class ProvisionSettings(BaseModel):
     # How long an API call waits for the call budget, or for a concurrent same-key request.
     wait_seconds: float = Field(default=5.0, gt=0)
     worker_concurrency: int = Field(default=10, ge=1)
+    # How often an idle worker looks for jobs that became due (new jobs arrive by NOTIFY).
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

@@ -53,7 +53,8 @@ from app.settings import Settings
 log = structlog.get_logger(__name__)
 
 POLL_INTERVAL_SECONDS = 0.1
-# The attempt's own bound stays this far inside the lease, so a live sender never overruns it.
+# The attempt's own bound stays this far (at most) inside the lease, so a live sender never
+# overruns it.
 LEASE_MARGIN_SECONDS = 5.0
 REDACTED = "[redacted]"
 
@@ -73,7 +74,8 @@ class Provisioner:
 
     @property
     def attempt_bound(self) -> float:
-        return max(1.0, self.lease_seconds - LEASE_MARGIN_SECONDS)
+        margin = min(LEASE_MARGIN_SECONDS, self.lease_seconds / 4)
+        return self.lease_seconds - margin
 
 
 async def provision(

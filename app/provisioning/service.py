@@ -140,7 +140,11 @@ async def submit(
 
 
 async def defer_send(session: AsyncSession, request_id: int, *, at: datetime) -> None:
-    """Queue the job that sends this request, in the session's transaction (one per request)."""
+    """Make sure a job for this request runs by `at`, in the session's transaction.
+
+    At most one job waits per request (procrastinate's queueing lock); asking again only ever
+    brings it forward.
+    """
     raw = await (await session.connection()).get_raw_connection()
     connection = raw.driver_connection
     assert isinstance(connection, psycopg.AsyncConnection)
@@ -159,8 +163,9 @@ async def defer_send(session: AsyncSession, request_id: int, *, at: datetime) ->
         async with connection.transaction():
             await deferrer.defer_async(request_id=request_id)
     except AlreadyEnqueued:
-        # A job for this request is already waiting; it re-reads the request when it runs.
-        pass
+        # A job for this request is already waiting; it re-reads the request when it runs,
+        # and must not run later than asked now.
+        await repository.advance_job(session, f"{QUEUEING_LOCK_PREFIX}{request_id}", at)
 
 
 async def claim(session: AsyncSession, request_id: int, *, lease_seconds: float) -> Claim | None:
@@ -174,6 +179,8 @@ async def claim(session: AsyncSession, request_id: int, *, lease_seconds: float)
     request.lease_expires_at = now + timedelta(seconds=lease_seconds)
     request.updated_at = now
     await session.flush()
+    # A watchdog: if this sender dies mid-call, a worker takes over when the lease expires.
+    await defer_send(session, request.id, at=request.lease_expires_at)
     return Claim(
         request_id=request.id,
         attempt=request.attempts,

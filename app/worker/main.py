@@ -51,6 +51,7 @@ async def run_worker(
                 log.info("worker.run.started", concurrency=settings.provision.worker_concurrency)
                 await worker_app.run_worker_async(
                     concurrency=settings.provision.worker_concurrency,
+                    fetch_job_polling_interval=settings.provision.worker_poll_seconds,
                     shutdown_graceful_timeout=settings.ctct.timeout_seconds
                     + SHUTDOWN_SLACK_SECONDS,
                     delete_jobs="successful",

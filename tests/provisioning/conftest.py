@@ -50,6 +50,7 @@ def provisioning_settings(database_url: str, base_url: str = SANDBOX, **override
         "lease_seconds": 10.0,
         "wait_seconds": 3.0,
         "worker_concurrency": 4,
+        "worker_poll_seconds": 0.2,
         **overrides.pop("provision", {}),
     }
     ctct = {
@@ -106,23 +107,25 @@ async def api(client: httpx.AsyncClient, provisioner_key: str) -> httpx.AsyncCli
     return client
 
 
-WorkerStarter = Callable[[], Awaitable[None]]
+WorkerStarter = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
 async def worker(
     settings: Settings, sandbox_transport: httpx.ASGITransport
 ) -> AsyncIterator[WorkerStarter]:
-    """Start an in-process worker on demand; it is stopped (gracefully) at the end."""
+    """Start an in-process worker on demand (on the in-process sandbox unless given other
+    settings); every one started is stopped gracefully at the end."""
     from app.worker.main import run_worker
 
     tasks: list[asyncio.Task[None]] = []
 
-    async def start() -> None:
+    async def start(custom: Settings | None = None) -> None:
+        transport = None if custom is not None else sandbox_transport
         tasks.append(
             asyncio.create_task(
                 run_worker(
-                    settings, ctct_transport=sandbox_transport, install_signal_handlers=False
+                    custom or settings, ctct_transport=transport, install_signal_handlers=False
                 )
             )
         )

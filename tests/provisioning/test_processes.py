@@ -15,7 +15,14 @@ from app.sandbox.server import running_sandbox
 from app.sandbox.state import SandboxState
 from tests.conftest import ApiKeyFactory
 from tests.kit.polling import poll_until
-from tests.provisioning.conftest import PASSWORD, body_for, table_rows, unique_login
+from tests.provisioning.conftest import (
+    PASSWORD,
+    WorkerStarter,
+    body_for,
+    provisioning_settings,
+    table_rows,
+    unique_login,
+)
 from tests.provisioning.processes import Processes, process_env, processes
 
 CREATE_PATH = "/v3/partner/accounts"
@@ -105,7 +112,6 @@ async def test_503_window_then_recovery_every_request_succeeds_exactly_once(
 async def test_twenty_concurrent_requests_with_one_key_on_two_apis_create_once(
     group: Processes, sandbox_state: SandboxState, auth: dict[str, str]
 ) -> None:
-    group.worker()
     first, second = await group.apis(2)
     # The create takes a while, so the other nineteen arrive while it is in flight.
     sandbox_state.add_fault("latency", "create", count=1, delay_seconds=1.0)
@@ -125,7 +131,12 @@ async def test_twenty_concurrent_requests_with_one_key_on_two_apis_create_once(
 
 
 async def test_kill_9_of_a_worker_mid_send_then_a_new_worker_completes_without_duplicate(
-    group: Processes, sandbox_state: SandboxState, auth: dict[str, str], database_url: str
+    group: Processes,
+    sandbox_state: SandboxState,
+    sandbox_url: str,
+    auth: dict[str, str],
+    database_url: str,
+    worker: WorkerStarter,
 ) -> None:
     api = await group.api()
     # The API's own attempt is throttled, so the worker sends; CTCT creates the account and
@@ -148,7 +159,7 @@ async def test_kill_9_of_a_worker_mid_send_then_a_new_worker_completes_without_d
             ("in_flight",)
         ]
         first_worker.kill()
-        group.worker()
+        await worker(provisioning_settings(database_url, sandbox_url))
         final = await poll_until(
             lambda: request_states(http, [request_id(accepted)]),
             lambda states: states[0]["state"] == "succeeded",
@@ -163,7 +174,12 @@ async def test_kill_9_of_a_worker_mid_send_then_a_new_worker_completes_without_d
 
 
 async def test_sigterm_mid_send_leaves_nothing_in_flight_and_a_new_worker_finishes(
-    group: Processes, sandbox_state: SandboxState, auth: dict[str, str], database_url: str
+    group: Processes,
+    sandbox_state: SandboxState,
+    sandbox_url: str,
+    auth: dict[str, str],
+    database_url: str,
+    worker: WorkerStarter,
 ) -> None:
     api = await group.api()
     sandbox_state.add_fault("throttle", "create", count=1)
@@ -174,13 +190,13 @@ async def test_sigterm_mid_send_leaves_nothing_in_flight_and_a_new_worker_finish
             "/v1/accounts", json=body_for(login), headers={"Idempotency-Key": login}
         )
         assert accepted.status_code == 202, accepted.text
-        worker = await group.running_worker(CTCT_TIMEOUT_SECONDS="3")
+        sending_worker = await group.running_worker(CTCT_TIMEOUT_SECONDS="3")
         await poll_until(
             lambda: _async(sandbox_state.hanging_requests),
             lambda hanging: hanging == 1,
             timeout=15,
         )
-        assert worker.terminate() == 0, worker.log()
+        assert sending_worker.terminate() == 0, sending_worker.log()
 
         assert table_rows(database_url, "SELECT state, may_exist FROM provisioning_request") == [
             ("pending", True)
@@ -193,7 +209,7 @@ async def test_sigterm_mid_send_leaves_nothing_in_flight_and_a_new_worker_finish
             "SELECT count(*) FROM procrastinate_jobs "
             "WHERE status = 'todo' AND task_name = 'provisioning.send'",
         ) == [(1,)]
-        group.worker()
+        await worker(provisioning_settings(database_url, sandbox_url))
         final = await poll_until(
             lambda: request_states(http, [request_id(accepted)]),
             lambda states: states[0]["state"] == "succeeded",
