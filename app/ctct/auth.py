@@ -30,6 +30,7 @@ PARTNER_SCOPE = "v3api/general.partner"
 DEFAULT_LIFETIME_SECONDS = 3600.0
 RENEW_AHEAD_SECONDS = 300.0
 RENEW_AHEAD_FRACTION = 0.1
+RENEWAL_RETRY_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -63,27 +64,58 @@ class PartnerTokenProvider:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._current: PartnerToken | None = None
+        self._fetches = 0
+        self._failure: CtctError | None = None
+        self._retry_renewal_at = 0.0
 
     async def token(self) -> str:
         """A token that is valid now; fetches one (once per process) when needed."""
-        current = self._current
-        if current is not None and self._clock() < current.renew_at:
-            return current.value
+        cached = self._cached(self._clock())
+        if cached is not None:
+            return cached
+        # Counts finished fetches, so a waiter can tell that one ended while it queued.
+        generation = self._fetches
         async with self._lock:
-            current = self._current
             now = self._clock()
-            if current is not None and now < current.renew_at:
-                return current.value
+            cached = self._cached(now)
+            if cached is not None:
+                return cached
+            if self._fetches != generation and self._failure is not None:
+                # The fetch this caller queued behind has just failed: share its outcome
+                # instead of sending one more request per waiter.
+                raise self._failure
+            current = self._current
             try:
                 fresh = await self._fetch()
-            except CtctUnavailable:
-                # A renewal ahead of expiry may fail while the old token still works.
-                if current is not None and now < current.expires_at:
+            except CtctError as exc:
+                self._fetches += 1
+                self._failure = exc
+                if (
+                    isinstance(exc, CtctUnavailable)
+                    and current is not None
+                    and now < current.expires_at
+                ):
+                    # A renewal ahead of expiry failed while the old token still works: keep
+                    # using it, and try again a little later rather than on every call.
+                    self._retry_renewal_at = now + RENEWAL_RETRY_SECONDS
                     log.warning("ctct.token.renewal_deferred", expires_in=current.expires_at - now)
                     return current.value
                 raise
+            self._fetches += 1
+            self._failure = None
+            self._retry_renewal_at = 0.0
             self._current = fresh
             return fresh.value
+
+    def _cached(self, now: float) -> str | None:
+        current = self._current
+        if current is None:
+            return None
+        if now < current.renew_at:
+            return current.value
+        if now < current.expires_at and now < self._retry_renewal_at:
+            return current.value
+        return None
 
     def invalidate(self, token: str) -> None:
         """Forget `token` after CTCT refused it, unless a newer one has replaced it already."""

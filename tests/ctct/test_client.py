@@ -462,3 +462,23 @@ async def test_no_secret_or_token_reaches_the_logs(make_harness: HarnessFactory)
         "ctct.get_plan.token_refused",
         "ctct.account_summary.succeeded",
     } <= events
+
+
+async def test_a_next_link_to_another_host_is_refused_before_credentials_leave(
+    make_harness: HarnessFactory,
+) -> None:
+    router = _respx_router("http://sandbox.invalid/oauth2/token")
+    router.get("http://sandbox.invalid/v3/partner/accounts").respond(
+        200,
+        json={
+            "site_owner_list": [{"encoded_account_id": "a0aaaaaaaaaa"}],
+            "_links": {"next": {"href": "https://elsewhere.example/v3/partner/accounts?o=1"}},
+        },
+    )
+    elsewhere = router.get(url__startswith="https://elsewhere.example/")
+    h = make_harness(transport=httpx.MockTransport(router.async_handler))
+
+    with pytest.raises(CtctServerError):
+        _ = [a async for a in h.client.iter_accounts()]
+
+    assert not elsewhere.called
