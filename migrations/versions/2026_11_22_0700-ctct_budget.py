@@ -36,9 +36,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "quota_used >= 0", name=op.f("ck_ctct_budget_quota_used_not_negative")
-        ),
+        sa.CheckConstraint("quota_used >= 0", name=op.f("ck_ctct_budget_quota_used_not_negative")),
         sa.PrimaryKeyConstraint("key_fingerprint", name=op.f("pk_ctct_budget")),
     )
 
