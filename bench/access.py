@@ -242,8 +242,17 @@ async def load(
     """Warm up, then alternate healthz and access phases; returns their totals."""
     access = [_get(f"/v1/access/{account_id}", secret) for account_id in ids]
     healthz = [_get("/healthz")]
-    # Warm-up: about every id once (fills the decision cache), and the healthz path.
-    await drive(port, access, seconds=60, max_requests=len(ids) * 2, concurrency=concurrency)
+    # Warm-up: every id once through the batch endpoint (one query per 1,000 ids fills the
+    # decision cache, as steady traffic would), then both paths briefly.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        for start in range(0, len(ids), 1000):
+            response = await http.post(
+                "/v1/access:batch",
+                json={"account_ids": ids[start : start + 1000]},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            response.raise_for_status()
+    await drive(port, access, seconds=1, max_requests=100_000, concurrency=concurrency)
     await drive(port, healthz, seconds=1, max_requests=100_000, concurrency=concurrency)
     totals = (Phase(), Phase())
     cap = 200_000

@@ -28,8 +28,9 @@ from app.clients.repository import STATUS_CHANNEL
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT_SECONDS = 0.25
-HEARTBEAT_TIMEOUT_SECONDS = 0.5
+HEARTBEAT_SECONDS = 0.2
+# Only for declaring the connection dead; trust lapses after TRUST_SECONDS regardless.
+HEARTBEAT_TIMEOUT_SECONDS = 5.0
 TRUST_SECONDS = 0.75
 RECONNECT_BASE_SECONDS = 0.1
 RECONNECT_CAP_SECONDS = 5.0
@@ -44,6 +45,7 @@ class StatusListener:
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.connections = 0
+        self._failures = 0  # consecutive, for the reconnect backoff
 
     def start(self) -> None:
         """Run the listener in the background until `stop`."""
@@ -60,15 +62,15 @@ class StatusListener:
         self._cache.distrust()
 
     async def _run(self) -> None:
-        failures = 0
         while True:
             try:
                 await self._listen()
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 self._cache.distrust()
                 self.connected.clear()
-                failures += 1
-                delay = min(RECONNECT_CAP_SECONDS, RECONNECT_BASE_SECONDS * 2 ** (failures - 1))
+                self._failures += 1
+                delay = RECONNECT_BASE_SECONDS * 2 ** min(self._failures - 1, 10)
+                delay = min(RECONNECT_CAP_SECONDS, delay)
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
                 log.warning(
                     "access.listener.disconnected",
@@ -81,12 +83,13 @@ class StatusListener:
         async with asyncio.timeout(RECONNECT_CAP_SECONDS):
             conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
         try:
-            async with asyncio.timeout(HEARTBEAT_TIMEOUT_SECONDS * 4):
+            async with asyncio.timeout(HEARTBEAT_TIMEOUT_SECONDS):
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(STATUS_CHANNEL)))
             # Changes made while we were not listening are lost: start from nothing.
             self._cache.clear()
             await self._heartbeat(conn)
             self.connections += 1
+            self._failures = 0
             self.connected.set()
             log.info("access.listener.connected", connections=self.connections)
             while True:
