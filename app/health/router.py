@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from app.deps import StateDep
 from app.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
+from app.provisioning import metrics as outbox_metrics
 
 router = APIRouter(tags=["health"])
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -60,6 +61,7 @@ def _not_ready(check: str, detail: str) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(state: StateDep) -> Response:
     """Prometheus text exposition."""
+    await outbox_metrics.refresh(state.sessionmaker)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

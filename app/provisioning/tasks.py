@@ -8,8 +8,7 @@ import structlog
 from procrastinate import JobContext
 
 from app.db import utcnow
-from app.health.metrics import OUTBOX_DEPTH, OUTBOX_OLDEST_AGE
-from app.provisioning import repository, sender, service
+from app.provisioning import metrics, repository, sender, service
 from app.provisioning.sender import Provisioner
 from app.worker import runtime, worker_app
 
@@ -60,11 +59,4 @@ async def sweep_once(p: Provisioner) -> None:
         stats = await repository.outbox_stats(session)
     if released or erased:
         log.info("provisioning.sweep.cleaned", keys_released=released, passwords_erased=erased)
-    record_outbox_metrics(stats)
-
-
-def record_outbox_metrics(stats: repository.OutboxStats) -> None:
-    """Set the outbox gauges from one reading."""
-    OUTBOX_DEPTH.set(stats.depth)
-    oldest = stats.oldest_created_at
-    OUTBOX_OLDEST_AGE.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
+    metrics.record(stats)

@@ -100,3 +100,18 @@ async def test_a_taken_login_name_on_the_first_attempt_is_409(
 async def test_provisioning_needs_the_scope(client: httpx.AsyncClient, api_key: object) -> None:
     response = await client.post("/v1/accounts", json=body_for(unique_login()))
     assert response.status_code == 401
+
+
+async def test_metrics_show_the_outbox_depth(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    await sandbox.post("/_sandbox/faults", json={"kind": "unavailable", "operation": "create"})
+    accepted = await api.post(
+        "/v1/accounts", json=body_for(unique_login()), headers={"Idempotency-Key": "m"}
+    )
+    assert accepted.status_code == 202
+
+    metrics = await api.get("/metrics")
+
+    assert "partnergate_outbox_depth 1.0" in metrics.text
+    assert PASSWORD not in metrics.text
