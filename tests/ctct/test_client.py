@@ -482,3 +482,17 @@ async def test_a_next_link_to_another_host_is_refused_before_credentials_leave(
         _ = [a async for a in h.client.iter_accounts()]
 
     assert not elsewhere.called
+
+
+async def test_the_audit_can_count_every_list_call_including_retries(
+    make_harness: HarnessFactory,
+) -> None:
+    h = make_harness()
+    h.sandbox.seed_accounts(120)
+    h.sandbox.add_fault("unavailable", "list", count=1)
+    statuses: list[int | None] = []
+
+    pages = [page async for page in h.client.iter_account_pages(on_call=statuses.append)]
+
+    assert len(pages) == 3
+    assert statuses == [503, 200, 200, 200]
