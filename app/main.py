@@ -16,6 +16,8 @@ from app.ctct.client import build_ctct_client
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.events import service as events_service
+from app.events.ctct_router import router as ctct_webhooks_router
+from app.events.ctct_signature import CtctKeys
 from app.events.router import router as events_router
 from app.health.router import router as health_router
 from app.kit.request_context import RequestContextMiddleware
@@ -57,6 +59,8 @@ def create_app(
             state.ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
             stack.push_async_callback(state.ctct.aclose)
             state.password_cipher = PasswordCipher(resolved.provision.encryption_keys)
+            state.ctct_keys = CtctKeys.build(resolved.webhook, transport=ctct_transport)
+            stack.push_async_callback(state.ctct_keys.aclose)
             await stack.enter_async_context(access_resources(state))
             events_service.configure(resolved.webhook)
             stack.callback(events_service.configure, None)
@@ -77,6 +81,7 @@ def create_app(
     app.include_router(clients_router)
     app.include_router(audit_router)
     app.include_router(events_router)
+    app.include_router(ctct_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
     return app

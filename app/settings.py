@@ -119,6 +119,8 @@ class WebhookSettings(BaseModel):
     # Incoming CTCT webhooks: the JWS `ts` may be at most this old (or this far ahead).
     ctct_max_age_seconds: float = Field(default=300.0, gt=0)
     ctct_jwks_cache_seconds: float = Field(default=3600.0, gt=0)
+    # The request header carrying CTCT's JWS; CTCT's docs lost its name (NOTES Q10).
+    ctct_signature_header: str = Field(default="x-ctct-signature", min_length=1)
 
     @field_validator("urls", mode="before")
     @classmethod

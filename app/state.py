@@ -13,6 +13,7 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from app.access.service import AccessService
     from app.ctct.client import CtctClient
+    from app.events.ctct_signature import CtctKeys
     from app.provisioning.crypto import PasswordCipher
 
 
@@ -28,4 +29,5 @@ class AppState:
     ctct: CtctClient | None = None
     access: AccessService | None = None
     password_cipher: PasswordCipher | None = None
+    ctct_keys: CtctKeys | None = None
     extras: dict[str, Any] = field(default_factory=dict)
