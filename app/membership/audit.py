@@ -312,9 +312,13 @@ async def _apply_page(
         new = await repository.mark_seen(session, run.id, list(accounts))
         known = await repository.known(session, list(accounts))
         confirm: list[dict[str, Any]] = []
+        transfers_to_complete: list[str] = []
         for account_id, account in accounts.items():
             client = known.get(account_id)
             if client is not None and client.status == ClientStatus.APPROVED.value:
+                if client.has_open_transfer:
+                    # Already approved (a probe got there first): its request completes now.
+                    transfers_to_complete.append(account_id)
                 confirm.append(
                     {
                         "encoded_account_id": account_id,
@@ -344,6 +348,8 @@ async def _apply_page(
         if confirmed < len(confirm):
             # A client left `approved` between our read and the update: apply the rules.
             await _confirm_stragglers(session, confirm, accounts, actor, tally)
+        for account_id in transfers_to_complete:
+            await clients_decisions.complete_transfer_requests_for(session, account_id, actor)
         tally.pages += 1
         tally.seen += new
         await _save_progress(session, run, meter, tally)

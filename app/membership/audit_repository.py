@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, delete, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.models import Client, ClientStatus
+from app.clients.models import OPEN_TRANSFER_STATES, Client, ClientStatus, TransferRequest
 from app.membership.audit_models import (
     ACTIVE_STATES,
     AuditHeldDemotion,
@@ -114,16 +114,26 @@ class KnownClient:
     site_owner_name: str | None
     organization_name: str | None
     billing_status: str | None
+    has_open_transfer: bool = False
 
 
 async def known(session: AsyncSession, account_ids: Sequence[str]) -> dict[str, KnownClient]:
-    """The clients we already have among `account_ids`."""
+    """The clients we already have among `account_ids` (and whether a transfer is open)."""
+    open_transfer = (
+        select(TransferRequest.id)
+        .where(
+            TransferRequest.client_id == Client.id,
+            TransferRequest.state.in_([state.value for state in OPEN_TRANSFER_STATES]),
+        )
+        .exists()
+    )
     statement = select(
         Client.encoded_account_id,
         Client.status,
         Client.site_owner_name,
         Client.organization_name,
         Client.billing_status,
+        open_transfer,
     ).where(Client.encoded_account_id.in_(list(account_ids)))
     rows = (await session.execute(statement)).all()
     return {row[0]: KnownClient(*row) for row in rows}
