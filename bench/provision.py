@@ -1,0 +1,260 @@
+"""Benchmark: 200 provisioning requests against a sandbox that enforces CTCT's 4 requests/s.
+
+Serves the CTCT sandbox on loopback (its own limiter at 4/s, as CTCT's), runs the API in this
+process (through ASGITransport) and one worker, and sends 200 `POST /v1/accounts` at once. Our
+shared call budget (CTCT_RATE_PER_SECOND=4) must pace every create so that the sandbox sees the
+full rate and never answers 429. Prints the achieved create rate divided by the limit (goal
+>= 0.9), the 429s received (goal 0) and duplicate accounts (must be 0); the last line is
+`RESULT rate_ratio=<x> throttled=<n> duplicates=<n>`.
+
+    .venv/bin/python bench/provision.py [--requests 200]
+
+Uses DATABASE_URL or TEST_DATABASE_URL's server when set (creating and dropping its own
+database there), the embedded Postgres under .data/bench-postgres otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+from cryptography.fernet import Fernet
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.auth.scopes import Scope  # noqa: E402
+from app.auth.service import hash_secret, new_secret  # noqa: E402
+from app.db import libpq_url  # noqa: E402
+from app.kit.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from app.sandbox.server import running_sandbox  # noqa: E402
+from app.sandbox.state import SandboxState  # noqa: E402
+
+RATE_LIMIT = 4.0
+CREATE_PATH = "/v3/partner/accounts"
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A SQLAlchemy URL to a server's maintenance database."""
+    configured = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield make_url(configured).set(drivername="postgresql+psycopg").render_as_string(False)
+        return
+    server = EmbeddedPostgres(ROOT / ".data" / "bench-postgres")
+    was_running = (server.datadir / "postmaster.pid").exists()
+    url = server.start(durable=False)
+    try:
+        yield url
+    finally:
+        if not was_running:
+            server.stop()
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A database of our own on the server, dropped afterwards."""
+    name = f"bench_provision_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def provisioning_key(database_url: str) -> str:
+    secret = new_secret()
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO api_key (name, secret_hash, scopes) VALUES (%s, %s, %s)",
+            ("bench", hash_secret(secret), [Scope.ACCOUNTS_PROVISION.value]),
+        )
+    return secret
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def process_env(database_url: str, sandbox_url: str) -> dict[str, str]:
+    """Production-like settings: CTCT's real limit (4/s) in our budget; quiet logs."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ENVIRONMENT": "test",
+            "LOG_LEVEL": "INFO",
+            "DATABASE_URL": database_url,
+            "CTCT_BASE_URL": f"{sandbox_url}/v3",
+            "CTCT_TOKEN_URL": f"{sandbox_url}/oauth2/token",
+            "CTCT_RATE_PER_SECOND": str(RATE_LIMIT),
+            "PROVISION_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "PROVISION_RETRY_BASE_SECONDS": "0.5",
+            "PROVISION_RETRY_CAP_SECONDS": "4",
+            "PROVISION_WORKER_CONCURRENCY": "16",
+            "PROVISION_WORKER_POLL_SECONDS": "0.2",
+        }
+    )
+    return env
+
+
+@contextmanager
+def partnergate(env: dict[str, str]) -> Iterator[str]:
+    """One API process and one worker process; yields the API's URL."""
+    port = free_port()
+    commands = [["serve", "--host", "127.0.0.1", "--port", str(port)], ["worker"]]
+    log_path = ROOT / ".data" / "bench-provision.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "app.cli", *command],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            for command in commands
+        ]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if any(child.poll() is not None for child in children):
+                raise RuntimeError("a partnergate process exited during startup")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not start within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def body(login: str) -> dict[str, object]:
+    return {
+        "contact_email": f"{login}@example.com",
+        "country_code": "US",
+        "state_code": "MA",
+        "login_name": login,
+        "password": "Bench-secret-9471",
+    }
+
+
+def states(database_url: str) -> Counter[str]:
+    """Requests by state, read straight from the database (polling the API would load it)."""
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        rows = conn.execute(
+            "SELECT state, count(*) FROM provisioning_request GROUP BY state"
+        ).fetchall()
+    return Counter({state: count for state, count in rows})
+
+
+async def run(
+    requests: int, api_url: str, secret: str, database_url: str
+) -> tuple[Counter[int], Counter[str]]:
+    """Send every request at once; wait for all to end. First answers and final states."""
+    logins = [f"bench_{uuid.uuid4().hex[:12]}" for _ in range(requests)]
+    async with httpx.AsyncClient(
+        base_url=api_url,
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=60,
+        limits=httpx.Limits(max_connections=requests),
+    ) as http:
+        replies = await asyncio.gather(
+            *(
+                http.post("/v1/accounts", json=body(login), headers={"Idempotency-Key": login})
+                for login in logins
+            )
+        )
+    answered = Counter(reply.status_code for reply in replies)
+    deadline = time.monotonic() + 90
+    final = states(database_url)
+    while final["succeeded"] < requests and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        final = states(database_url)
+    return answered, final
+
+
+def report(
+    requests: int, sandbox: SandboxState, answered: Counter[int], final: Counter[str]
+) -> int:
+    calls = sandbox.calls.calls()
+    created = [c for c in calls if c.path == CREATE_PATH and c.method == "POST" and c.status == 201]
+    throttled = sum(1 for c in calls if c.status == 429)
+    per_login = Counter(account.login_name for account in sandbox.list_accounts())
+    duplicates = sum(n - 1 for n in per_login.values() if n > 1) + max(
+        0, len(created) - len(per_login)
+    )
+    times = sorted(_at(c.at) for c in created)
+    span = (times[-1] - times[0]).total_seconds() if len(times) > 1 else 0.0
+    # N creates spread over `span` seconds fill N-1 intervals of the limit.
+    rate = (len(times) - 1) / span if span > 0 else 0.0
+    ratio = rate / RATE_LIMIT
+    print(f"requests sent:          {requests}")
+    print(f"first answers:          {dict(sorted(answered.items()))}")
+    print(f"final states:           {dict(final)}")
+    print(f"accounts created:       {len(created)} in {span:.1f} s")
+    print(f"429s by path:           {dict(Counter(c.path for c in calls if c.status == 429))}")
+    print(f"achieved create rate:   {rate:.2f}/s against a limit of {RATE_LIMIT:g}/s")
+    print(f"rate ratio:             {ratio:.3f} (goal >= 0.9)")
+    print(f"429s received:          {throttled} (goal 0)")
+    print(f"duplicate accounts:     {duplicates} (must be 0)")
+    print(f"RESULT rate_ratio={ratio:.3f} throttled={throttled} duplicates={duplicates}")
+    return 0 if final["succeeded"] == requests else 1
+
+
+def _at(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    sandbox = SandboxState(rate_per_second=int(RATE_LIMIT))
+    with postgres_server() as server, fresh_database(server) as database_url:
+        upgrade(database_url)
+        secret = provisioning_key(database_url)
+        with (
+            running_sandbox(sandbox) as sandbox_url,
+            partnergate(process_env(database_url, sandbox_url)) as api_url,
+        ):
+            answered, final = asyncio.run(run(args.requests, api_url, secret, database_url))
+        return report(args.requests, sandbox, answered, final)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
