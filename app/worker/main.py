@@ -28,10 +28,9 @@ async def run_worker(
     install_signal_handlers: bool = True,
 ) -> None:
     """Run jobs until SIGTERM/SIGINT; in-flight work finishes or is handed back, never lost."""
-    assert settings.database.url is not None
     async with started(settings, ctct_transport=ctct_transport) as resources:
         connector = procrastinate.PsycopgConnector(
-            conninfo=libpq_url(settings.database.url),
+            conninfo=libpq_url(resources.database_url),
             min_size=1,
             max_size=settings.provision.worker_concurrency + 2,
         )

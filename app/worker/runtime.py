@@ -19,6 +19,7 @@ from app.settings import Settings
 @dataclass(frozen=True)
 class WorkerResources:
     settings: Settings
+    database_url: str
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     ctct: CtctClient
@@ -41,16 +42,18 @@ async def started(
     settings: Settings, *, ctct_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[WorkerResources]:
     """Build the engine, the CTCT client and the cipher; close them on exit."""
-    if settings.database.url is None:
-        raise RuntimeError("DATABASE_URL is not set")
+    database_url = settings.database.url
+    if database_url is None:
+        raise RuntimeError("DATABASE_URL is not set (make run starts an embedded Postgres)")
     engine = create_engine(
-        settings.database.url,
+        database_url,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.max_overflow,
     )
     ctct = build_ctct_client(settings.ctct, engine=engine, transport=ctct_transport)
     resources = WorkerResources(
         settings=settings,
+        database_url=database_url,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         ctct=ctct,
