@@ -91,6 +91,8 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
         if dev.poll() is None:
             dev.kill()
         reader.join(timeout=10)
+        assert dev.stdout is not None
+        dev.stdout.close()
 
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
