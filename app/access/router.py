@@ -6,7 +6,6 @@ response-model validation) and logs nothing per request; metrics count the decis
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,14 +15,13 @@ from app.access.schemas import AccessBatchRequest, AccessBatchResponse, AccessDe
 from app.access.service import AccessService
 from app.auth.scopes import Scope
 from app.auth.service import Principal
+from app.clients.schemas import ACCOUNT_ID, ACCOUNT_ID_RULE, check_account_id
 from app.errors import FieldError, Forbidden, Unauthorized, ValidationFailed
 from app.state import AppState
 
 router = APIRouter(prefix="/v1", tags=["access"])
 
-ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CONSISTENCY_VALUES = ("cached", "fresh")
-_ID_RULE = "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
 
 
 _BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
@@ -84,8 +82,7 @@ async def check_access(request: Request) -> JSONResponse:
     """
     principal, service = await _checker(request)
     encoded_account_id: str = request.path_params["encoded_account_id"]
-    if ACCOUNT_ID.fullmatch(encoded_account_id) is None:
-        raise ValidationFailed([FieldError("encoded_account_id", _ID_RULE)])
+    check_account_id(encoded_account_id)
     consistency = request.query_params.get("consistency") if request.scope["query_string"] else None
     if consistency is None or consistency == "cached":
         decision = await service.check(encoded_account_id, actor_name=principal.name)
@@ -107,7 +104,7 @@ async def check_access(request: Request) -> JSONResponse:
 async def check_access_batch(body: AccessBatchRequest, checker: CheckerDep) -> JSONResponse:
     """One decision per id, in the order given (duplicates answered each time)."""
     errors = [
-        FieldError(f"account_ids.{index}", _ID_RULE)
+        FieldError(f"account_ids.{index}", ACCOUNT_ID_RULE)
         for index, account_id in enumerate(body.account_ids)
         if ACCOUNT_ID.fullmatch(account_id) is None
     ]
