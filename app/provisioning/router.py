@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Query
 from fastapi.responses import JSONResponse
 
+from app.clients.schemas import ACCOUNT_ID
 from app.deps import ProvisionerDep as CallerDep
 from app.deps import SessionDep, SettingsDep
 from app.errors import PROBLEM_CONTENT_TYPE
@@ -23,7 +24,7 @@ from app.provisioning.schemas import (
 accounts_router = APIRouter(prefix="/v1/accounts", tags=["provisioning"])
 provisioning_router = APIRouter(prefix="/v1/provisioning", tags=["provisioning"])
 
-AccountId = Annotated[str, Path(min_length=1, max_length=64)]
+AccountId = Annotated[str, Path(pattern=f"^{ACCOUNT_ID.pattern}$")]
 
 
 def _render(reply: service.Reply) -> JSONResponse:

@@ -73,3 +73,16 @@ async def test_ctct_refusals_become_problems(
     assert unavailable.status_code == 503
     assert unavailable.json()["type"].endswith("/upstream-unavailable")
     assert malformed.status_code == 400
+
+
+async def test_a_malformed_account_id_is_a_400_problem_and_ctct_is_not_called(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    calls_before = len((await sandbox.get("/_sandbox/calls")).json()["calls"])
+
+    response = await api.get("/v1/accounts/not%20an%20id/plan")
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "account_id"
+    assert len((await sandbox.get("/_sandbox/calls")).json()["calls"]) == calls_before
