@@ -20,12 +20,10 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,8 +31,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,44 +38,12 @@ sys.path.insert(0, str(ROOT))
 from app.auth.scopes import Scope  # noqa: E402
 from app.auth.service import hash_secret, new_secret  # noqa: E402
 from app.db import libpq_url  # noqa: E402
-from app.kit.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.sandbox.server import running_sandbox  # noqa: E402
 from app.sandbox.state import SandboxState  # noqa: E402
+from bench.support import free_port, fresh_database, postgres_server  # noqa: E402
 
 ID_PREFIX = "bench"
-
-
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    """A SQLAlchemy URL to a server's maintenance database."""
-    configured = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield make_url(configured).set(drivername="postgresql+psycopg").render_as_string(False)
-        return
-    server = EmbeddedPostgres(ROOT / ".data" / "bench-postgres")
-    was_running = (server.datadir / "postmaster.pid").exists()
-    url = server.start(durable=False)
-    try:
-        yield url
-    finally:
-        if not was_running:
-            server.stop()
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A database of our own on the server, dropped afterwards."""
-    name = f"bench_access_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def seed(database_url: str, clients: int) -> tuple[list[str], str]:
@@ -102,13 +66,6 @@ def seed(database_url: str, clients: int) -> tuple[list[str], str]:
         )
     ids = [f"{ID_PREFIX}{n:06d}" for n in range(1, clients + 1)]
     return ids, secret
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -284,7 +241,7 @@ def main() -> int:
     sandbox = SandboxState()
     with (
         postgres_server() as server_url,
-        fresh_database(server_url) as database_url,
+        fresh_database(server_url, "bench_access") as database_url,
         running_sandbox(sandbox) as sandbox_url,
     ):
         upgrade(database_url)

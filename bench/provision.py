@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,8 +33,6 @@ from pathlib import Path
 import httpx
 import psycopg
 from cryptography.fernet import Fernet
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,45 +40,13 @@ sys.path.insert(0, str(ROOT))
 from app.auth.scopes import Scope  # noqa: E402
 from app.auth.service import hash_secret, new_secret  # noqa: E402
 from app.db import libpq_url  # noqa: E402
-from app.kit.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.sandbox.server import running_sandbox  # noqa: E402
 from app.sandbox.state import SandboxState  # noqa: E402
+from bench.support import free_port, fresh_database, postgres_server  # noqa: E402
 
 RATE_LIMIT = 4.0
 CREATE_PATH = "/v3/partner/accounts"
-
-
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    """A SQLAlchemy URL to a server's maintenance database."""
-    configured = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield make_url(configured).set(drivername="postgresql+psycopg").render_as_string(False)
-        return
-    server = EmbeddedPostgres(ROOT / ".data" / "bench-postgres")
-    was_running = (server.datadir / "postmaster.pid").exists()
-    url = server.start(durable=False)
-    try:
-        yield url
-    finally:
-        if not was_running:
-            server.stop()
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A database of our own on the server, dropped afterwards."""
-    name = f"bench_provision_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def provisioning_key(database_url: str) -> str:
@@ -92,13 +57,6 @@ def provisioning_key(database_url: str) -> str:
             ("bench", hash_secret(secret), [Scope.ACCOUNTS_PROVISION.value]),
         )
     return secret
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def process_env(database_url: str, sandbox_url: str) -> dict[str, str]:
@@ -245,7 +203,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     sandbox = SandboxState(rate_per_second=int(RATE_LIMIT))
-    with postgres_server() as server, fresh_database(server) as database_url:
+    with postgres_server() as server, fresh_database(server, "bench_provision") as database_url:
         upgrade(database_url)
         secret = provisioning_key(database_url)
         with (
