@@ -27,6 +27,7 @@ import enum
 import hashlib
 import math
 import random
+import time as time_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -113,6 +114,7 @@ class CallBudget:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._default_max_wait = default_max_wait
         self._row_ready = False
+        self._turn = asyncio.Lock()
 
     @property
     def window_seconds(self) -> float:
@@ -129,7 +131,31 @@ class CallBudget:
     ) -> None:
         """Wait for a grant to make one CTCT call; raises instead of waiting past `max_wait`."""
         limit = self._default_max_wait if max_wait is None else max_wait
-        waited = 0.0
+        started = time_module.monotonic()
+        await self._take_turn(limit)
+        try:
+            await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
+        finally:
+            self._turn.release()
+
+    async def _take_turn(self, limit: float) -> None:
+        # One caller per process polls the shared row at a time; the rest queue here in order.
+        # Without this, hundreds of waiters hammer the row lock and the event loop lags, and a
+        # call granted in time reaches CTCT late enough to break CTCT's own one-second window.
+        if not self._turn.locked():
+            await self._turn.acquire()
+            return
+        try:
+            async with asyncio.timeout(limit):
+                await self._turn.acquire()
+        except TimeoutError:
+            raise CtctBudgetTimeout(
+                f"other calls of this process hold the CTCT budget beyond this call's "
+                f"{limit:.2f}s deadline",
+                wait_seconds=limit,
+            ) from None
+
+    async def _acquire_in_turn(self, priority: Priority, limit: float, waited: float) -> None:
         while True:
             wait = await self._try_grant(priority)
             if wait is None:
