@@ -75,9 +75,9 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(health_router)
     # The hot path comes first: routes are matched in order.
     app.include_router(access_router)
+    app.include_router(health_router)
     app.include_router(clients_router)
     app.include_router(audit_router)
     app.include_router(events_router)
