@@ -14,27 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
-from psycopg import sql
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.db import create_engine, create_sessionmaker, libpq_url
+from app.db import create_engine, create_sessionmaker
 from app.membership import audit
 from app.membership.audit_models import AuditTrigger
 from app.migrate import PROJECT_ROOT, upgrade
 from app.settings import Settings
+from bench.support import free_port, fresh_database, postgres_server
 
 # (N, R): the bench raises R for large N so the run fits in minutes; the ratio uses the same R.
 CASES = [(1_000, 4), (10_000, 10), (100_000, 15)]
@@ -51,28 +46,6 @@ def _rss_kb(field: str) -> int:
 def _reset_peak() -> None:
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _server_url() -> tuple[str, object | None]:
-    configured = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        return configured, None
-    from app.kit.embedded_postgres import EmbeddedPostgres
-
-    server = EmbeddedPostgres(PROJECT_ROOT / ".data" / "bench-postgres")
-    server.start(durable=False)
-    return server.url("postgres"), server
-
-
-def _admin(server_url: str, statement: sql.Composable) -> None:
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(statement)
 
 
 async def _case(n: int, rate: int, database_url: str, sandbox: str) -> tuple[float, float, float]:
@@ -143,43 +116,34 @@ async def _main(database_url: str, sandbox: str) -> str:
 
 
 def main() -> int:
-    server_url, embedded = _server_url()
-    name = f"bench_audit_{uuid.uuid4().hex[:8]}"
-    _admin(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    database_url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    port = _free_port()
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "app.sandbox", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
+    with postgres_server() as server_url, fresh_database(server_url, "bench_audit") as database_url:
         upgrade(database_url)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/_sandbox/", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        import structlog
+        port = free_port()
+        sandbox = subprocess.Popen(
+            [sys.executable, "-m", "app.sandbox", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    httpx.get(f"{base}/_sandbox/", timeout=1).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            import structlog
 
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(40)  # errors only
-        )
-        print(asyncio.run(_main(database_url, base)))
-    finally:
-        sandbox.terminate()
-        sandbox.wait(10)
-        _admin(
-            server_url,
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
-        )
-        if embedded is not None:
-            embedded.stop()  # type: ignore[attr-defined]
+            structlog.configure(
+                wrapper_class=structlog.make_filtering_bound_logger(40)  # errors only
+            )
+            print(asyncio.run(_main(database_url, base)))
+        finally:
+            sandbox.terminate()
+            sandbox.wait(10)
     return 0
 
 
