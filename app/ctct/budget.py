@@ -47,7 +47,7 @@ log = structlog.get_logger(__name__)
 
 WINDOW_SLACK_SECONDS = 0.1
 DEFAULT_MAX_WAIT_SECONDS = 30.0
-MAX_WAKE_JITTER_SECONDS = 0.05
+MAX_WAKE_JITTER_SECONDS = 0.005
 
 _table: Table = CtctBudget.__table__  # type: ignore[assignment]
 
