@@ -97,6 +97,10 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_config=None,
         proxy_headers=True,
+        access_log=False,
+        # Longer than the usual load-balancer idle timeout (60 s): a server that closes an idle
+        # keep-alive connection first races the client's next request on it.
+        timeout_keep_alive=75,
         timeout_graceful_shutdown=10,
     )
     return 0
