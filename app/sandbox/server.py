@@ -18,6 +18,10 @@ from app.sandbox.state import SandboxState
 STARTUP_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
 
+# Like CTCT behind its load balancer, keep idle connections well beyond uvicorn's 5 s default:
+# a client reusing a connection the server is closing gets "disconnected without a response".
+SANDBOX_KEEP_ALIVE_SECONDS = 75
+
 
 def serve(host: str, port: int, *, seed: bool) -> None:
     """Serve a fresh sandbox (control API on, demo accounts if `seed`) until interrupted."""
@@ -36,6 +40,7 @@ def serve(host: str, port: int, *, seed: bool) -> None:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        timeout_keep_alive=SANDBOX_KEEP_ALIVE_SECONDS,
     )
 
 
@@ -52,6 +57,7 @@ def running_sandbox(state: SandboxState | None = None, host: str = "127.0.0.1") 
         log_level="warning",
         access_log=False,
         lifespan="off",
+        timeout_keep_alive=SANDBOX_KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
