@@ -1,4 +1,4 @@
-"""Person decisions: billing approval and its revocation, and the transfer-request workflow.
+"""Person decisions on transfer requests (billing approval lives in `app.clients.service`).
 
 Transfer request states (DESIGN.md §3):
 
@@ -27,7 +27,7 @@ from app.clients.models import (
     TransferRequestEvent,
     TransferState,
 )
-from app.clients.service import Actor, Outcome
+from app.clients.service import Actor
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 
@@ -42,65 +42,6 @@ TRANSITIONS: dict[TransferState, frozenset[TransferState]] = {
     TransferState.REJECTED: frozenset(),
     TransferState.WITHDRAWN: frozenset(),
 }
-
-
-def _check_version(kind: str, current: int, expected: int | None) -> None:
-    if expected is not None and expected != current:
-        raise Conflict(
-            f"the {kind} changed since version {expected} (now {current}); reload and decide again",
-            extra={"current_version": current},
-        )
-
-
-async def _client(session: AsyncSession, encoded_account_id: str) -> Client:
-    client = await repository.by_account_id(session, encoded_account_id, for_update=True)
-    if client is None:
-        raise NotFound(f"no client with encoded_account_id {encoded_account_id!r}")
-    return client
-
-
-async def approve_billing(
-    session: AsyncSession,
-    encoded_account_id: str,
-    *,
-    note: str,
-    actor: Actor,
-    expected_version: int | None = None,
-) -> Outcome:
-    """Approve a not-ours client for extra billing (409 when its status does not allow it)."""
-    client = await _client(session, encoded_account_id)
-    _check_version("client", client.version, expected_version)
-    outcome = await clients_service.approve_billing(
-        session, encoded_account_id, note=note, actor=actor
-    )
-    log.info("clients.billing_approval.granted", client=encoded_account_id, actor=actor.name)
-    return outcome
-
-
-async def revoke_billing(
-    session: AsyncSession,
-    encoded_account_id: str,
-    *,
-    note: str,
-    actor: Actor,
-    expected_version: int | None = None,
-) -> Outcome:
-    """Withdraw a billing approval; the evidence-based status returns."""
-    client = await _client(session, encoded_account_id)
-    _check_version("client", client.version, expected_version)
-    outcome = await clients_service.revoke_billing(
-        session, encoded_account_id, note=note, actor=actor
-    )
-    log.info(
-        "clients.billing_approval.revoked",
-        client=encoded_account_id,
-        actor=actor.name,
-        status=outcome.client.status,
-    )
-    return outcome
-
-
-# Transfer requests -----------------------------------------------------------------------------
 
 
 def may_transfer(client: Client) -> bool:
@@ -136,7 +77,7 @@ async def file_transfer_request(
     session: AsyncSession, encoded_account_id: str, *, note: str, actor: Actor
 ) -> TransferRequest:
     """Open a transfer request for an unaffiliated client (one open request per client)."""
-    client = await _client(session, encoded_account_id)
+    client = await clients_service.locked(session, encoded_account_id)
     if not may_transfer(client):
         raise Conflict(
             f"transfer requests apply to unaffiliated clients; this one is {client.status}"
@@ -194,7 +135,7 @@ async def change_transfer_request(
     if found is None:
         raise NotFound(f"no transfer request {request_id}")
     request, encoded_account_id = found
-    _check_version("transfer request", request.version, expected_version)
+    clients_service.check_version("transfer request", request.version, expected_version)
     current = TransferState(request.state)
     if to not in TRANSITIONS[current]:
         allowed = ", ".join(sorted(state.value for state in TRANSITIONS[current])) or "none"

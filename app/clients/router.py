@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from app.clients import decisions, queries, repository
+from app.clients import service as clients_service
 from app.clients.models import EventSource
 from app.clients.repository import ClientFilter
 from app.clients.schemas import (
@@ -149,7 +150,7 @@ async def approve_billing(
     encoded_account_id: str, body: Decision, principal: DeciderDep, session: SessionDep
 ) -> ClientOut:
     """Approve an other_partner or unaffiliated client for extra billing (note required)."""
-    outcome = await decisions.approve_billing(
+    outcome = await clients_service.approve_billing(
         session,
         check_account_id(encoded_account_id),
         note=body.note,
@@ -164,7 +165,7 @@ async def revoke_billing(
     encoded_account_id: str, body: Decision, principal: DeciderDep, session: SessionDep
 ) -> ClientOut:
     """Revoke a billing approval (note required); the evidence-based status returns."""
-    outcome = await decisions.revoke_billing(
+    outcome = await clients_service.revoke_billing(
         session,
         check_account_id(encoded_account_id),
         note=body.note,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,8 @@ from app.clients.models import Client, ClientStatus, EventSource, StatusEvent, V
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.events import service as events_service
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,26 @@ async def _insert(
     return client
 
 
+def check_version(kind: str, current: int, expected: int | None) -> None:
+    """409 when a person decided on a version that has changed since they loaded it."""
+    if expected is not None and expected != current:
+        raise Conflict(
+            f"the {kind} changed since version {expected} (now {current}); reload and decide again",
+            extra={"current_version": current},
+        )
+
+
 async def approve_billing(
-    session: AsyncSession, encoded_account_id: str, *, note: str, actor: Actor
+    session: AsyncSession,
+    encoded_account_id: str,
+    *,
+    note: str,
+    actor: Actor,
+    expected_version: int | None = None,
 ) -> Outcome:
-    """A person approves a not-ours client for extra billing."""
-    client = await _locked(session, encoded_account_id)
+    """A person approves a not-ours client for extra billing (409 when its status forbids it)."""
+    client = await locked(session, encoded_account_id)
+    check_version("client", client.version, expected_version)
     current = ClientStatus(client.status)
     if current not in NOT_OURS:
         raise Conflict(
@@ -192,14 +210,21 @@ async def approve_billing(
         previous=current,
     )
     client.verified_via = VerifiedVia.PERSON.value
+    log.info("clients.billing_approval.granted", client=encoded_account_id, actor=actor.name)
     return Outcome(client, False, current, event)
 
 
 async def revoke_billing(
-    session: AsyncSession, encoded_account_id: str, *, note: str, actor: Actor
+    session: AsyncSession,
+    encoded_account_id: str,
+    *,
+    note: str,
+    actor: Actor,
+    expected_version: int | None = None,
 ) -> Outcome:
     """A person withdraws a billing approval; the evidence-based status returns."""
-    client = await _locked(session, encoded_account_id)
+    client = await locked(session, encoded_account_id)
+    check_version("client", client.version, expected_version)
     if client.status != ClientStatus.BILLING_APPROVED:
         raise Conflict(f"this client is {client.status}, not billing_approved")
     restored = ClientStatus(client.evidence_status)
@@ -212,10 +237,17 @@ async def revoke_billing(
         note=note,
         previous=ClientStatus.BILLING_APPROVED,
     )
+    log.info(
+        "clients.billing_approval.revoked",
+        client=encoded_account_id,
+        actor=actor.name,
+        status=restored.value,
+    )
     return Outcome(client, False, ClientStatus.BILLING_APPROVED, event)
 
 
-async def _locked(session: AsyncSession, encoded_account_id: str) -> Client:
+async def locked(session: AsyncSession, encoded_account_id: str) -> Client:
+    """The client, locked for update until the transaction ends, or a 404 problem."""
     client = await repository.by_account_id(session, encoded_account_id, for_update=True)
     if client is None:
         raise NotFound(f"no client with encoded_account_id {encoded_account_id!r}")

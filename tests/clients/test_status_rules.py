@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients import decisions
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import ClientStatus, EventSource, StatusEvent, VerifiedVia
@@ -119,7 +118,9 @@ async def test_a_person_approves_billing_for_not_ours_clients_with_a_note(
 ) -> None:
     await arrive_at(sessionmaker, "acct1", start)
     async with sessionmaker() as session, session.begin():
-        outcome = await decisions.approve_billing(session, "acct1", note="pays extra", actor=PERSON)
+        outcome = await clients_service.approve_billing(
+            session, "acct1", note="pays extra", actor=PERSON
+        )
     assert outcome.client.status == S.BILLING_APPROVED
     assert outcome.client.verified_via == VerifiedVia.PERSON
     last = (await events(sessionmaker))[-1]
@@ -139,7 +140,7 @@ async def test_billing_approval_is_refused_for_other_statuses(
     before = await events(sessionmaker)
     with pytest.raises(Conflict):
         async with sessionmaker() as session, session.begin():
-            await decisions.approve_billing(session, "acct1", note="no", actor=PERSON)
+            await clients_service.approve_billing(session, "acct1", note="no", actor=PERSON)
     assert len(await events(sessionmaker)) == len(before)
 
 
@@ -150,7 +151,7 @@ async def test_revocation_restores_the_status_the_latest_evidence_implies(
     assert await observe(sessionmaker, "acct1", M.NO_PARTNER) == S.BILLING_APPROVED
 
     async with sessionmaker() as session, session.begin():
-        outcome = await decisions.revoke_billing(session, "acct1", note="ended", actor=PERSON)
+        outcome = await clients_service.revoke_billing(session, "acct1", note="ended", actor=PERSON)
 
     assert outcome.client.status == S.UNAFFILIATED
     last = (await events(sessionmaker))[-1]
@@ -165,7 +166,7 @@ async def test_revoking_what_was_never_approved_is_a_conflict(sessionmaker: Sess
     await arrive_at(sessionmaker, "acct1", S.OTHER_PARTNER)
     with pytest.raises(Conflict):
         async with sessionmaker() as session, session.begin():
-            await decisions.revoke_billing(session, "acct1", note="x", actor=PERSON)
+            await clients_service.revoke_billing(session, "acct1", note="x", actor=PERSON)
 
 
 async def test_becoming_ours_supersedes_billing_approval_and_revocation_no_longer_applies(
@@ -175,7 +176,7 @@ async def test_becoming_ours_supersedes_billing_approval_and_revocation_no_longe
     assert await observe(sessionmaker, "acct1", M.OURS) == S.APPROVED
     with pytest.raises(Conflict):
         async with sessionmaker() as session, session.begin():
-            await decisions.revoke_billing(session, "acct1", note="x", actor=PERSON)
+            await clients_service.revoke_billing(session, "acct1", note="x", actor=PERSON)
 
 
 async def test_a_decision_on_a_stale_version_is_a_conflict(sessionmaker: Sessions) -> None:
@@ -186,7 +187,7 @@ async def test_a_decision_on_a_stale_version_is_a_conflict(sessionmaker: Session
 
     with pytest.raises(Conflict):
         async with sessionmaker() as session, session.begin():
-            await decisions.approve_billing(
+            await clients_service.approve_billing(
                 session, "acct1", note="x", actor=PERSON, expected_version=version
             )
 
@@ -197,8 +198,8 @@ async def test_events_are_append_only_history(sessionmaker: Sessions) -> None:
     first_two = [(e.id, e.to_status, e.created_at) for e in await events(sessionmaker)]
     await arrive_at(sessionmaker, "acct2", S.APPROVED)
     async with sessionmaker() as session, session.begin():
-        await decisions.approve_billing(session, "acct1", note="n", actor=PERSON)
-        await decisions.revoke_billing(session, "acct1", note="m", actor=PERSON)
+        await clients_service.approve_billing(session, "acct1", note="n", actor=PERSON)
+        await clients_service.revoke_billing(session, "acct1", note="m", actor=PERSON)
 
     history = await events(sessionmaker)
     assert [(e.id, e.to_status, e.created_at) for e in history[:2]] == first_two
