@@ -525,8 +525,12 @@ def build_ctct_client(
     *,
     engine: AsyncEngine,
     transport: httpx.AsyncBaseTransport | None = None,
+    on_request: Callable[[httpx.Request], Awaitable[None]] | None = None,
 ) -> CtctClient:
-    """The client the lifespan and the worker use: its own HTTP pool, token provider and budget."""
+    """A client with its own HTTP pool, token provider and budget (which shares the database).
+
+    `on_request` sees every request sent, token fetches included (the audit counts them).
+    """
     http = httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(
@@ -534,6 +538,7 @@ def build_ctct_client(
             connect=min(CONNECT_TIMEOUT_CAP_SECONDS, settings.timeout_seconds),
         ),
         follow_redirects=False,
+        event_hooks={"request": [on_request]} if on_request else None,
     )
     return CtctClient(
         http,

@@ -35,9 +35,8 @@ from app.clients import decisions as clients_decisions
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import Client, ClientStatus, EventSource, VerifiedVia
-from app.ctct.auth import PartnerTokenProvider
-from app.ctct.budget import CallBudget, Priority
-from app.ctct.client import CONNECT_TIMEOUT_CAP_SECONDS, LIST_LIMIT_MAX, CtctClient
+from app.ctct.budget import Priority
+from app.ctct.client import LIST_LIMIT_MAX, CtctClient, build_ctct_client
 from app.ctct.errors import CtctError
 from app.ctct.models import AccountPage, SiteOwner
 from app.db import utcnow
@@ -99,21 +98,8 @@ def build_audit_client(
 ) -> tuple[CtctClient, CallMeter]:
     """A CTCT client of the audit's own (sharing the database budget) that counts its calls."""
     meter = CallMeter(token_path=httpx.URL(settings.token_url).path)
-    http = httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(
-            settings.timeout_seconds,
-            connect=min(CONNECT_TIMEOUT_CAP_SECONDS, settings.timeout_seconds),
-        ),
-        follow_redirects=False,
-        event_hooks={"request": [meter.on_request]},
-    )
-    client = CtctClient(
-        http,
-        settings,
-        PartnerTokenProvider(http, settings),
-        CallBudget(engine, settings),
-        owns_http=True,
+    client = build_ctct_client(
+        settings, engine=engine, transport=transport, on_request=meter.on_request
     )
     return client, meter
 
