@@ -43,26 +43,35 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
 
+async def authenticate(state: AppState, secret: str | None) -> Principal:
+    """The caller behind a valid, unrevoked API key (401 otherwise)."""
+    if not secret:
+        raise Unauthorized("An API key is required: send `Authorization: Bearer <key>`.")
+    principal = await state.key_verifier.verify(secret)
+    if principal is None:
+        raise Unauthorized("The API key is unknown or has been revoked.")
+    return principal
+
+
+def authorize(principal: Principal, scope: Scope) -> Principal:
+    """The principal, if its key carries `scope` (403 otherwise)."""
+    if scope.value not in principal.scopes:
+        raise Forbidden(f"This API key lacks the `{scope.value}` scope.")
+    return principal
+
+
 async def get_principal(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller behind a valid, unrevoked API key."""
-    if credentials is None or not credentials.credentials:
-        raise Unauthorized("An API key is required: send `Authorization: Bearer <key>`.")
-    principal = await state.key_verifier.verify(credentials.credentials)
-    if principal is None:
-        raise Unauthorized("The API key is unknown or has been revoked.")
-    return principal
+    return await authenticate(state, credentials.credentials if credentials else None)
 
 
 def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency that admits only keys carrying `scope`."""
 
     async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if scope.value not in principal.scopes:
-            raise Forbidden(f"This API key lacks the `{scope.value}` scope.")
-        return principal
+        return authorize(principal, scope)
 
     return check
 
