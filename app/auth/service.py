@@ -81,10 +81,6 @@ class KeyVerifier:
         self._verified: dict[str, tuple[float, Principal | None]] = {}
         self._last_touched: dict[int, float] = {}
 
-    def forget(self) -> None:
-        """Drop every memo (a key was revoked somewhere)."""
-        self._verified.clear()
-
     async def verify(self, secret: str) -> Principal | None:
         """The principal for a live key, or None for an unknown or revoked one."""
         digest = hash_secret(secret)

@@ -16,7 +16,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.errors import Conflict, NotFound
+from app.errors import NotFound
 from app.events import repository
 from app.events.models import DeliveryState, EventType, WebhookDelivery
 from app.settings import WebhookSettings
@@ -38,11 +38,6 @@ class _Config:
 class DeliveryNotFound(NotFound):
     type_slug = "webhook-delivery-not-found"
     title = "No such webhook delivery"
-
-
-class DeliveryInFlight(Conflict):
-    type_slug = "webhook-delivery-pending"
-    title = "This delivery is still being attempted"
 
 
 def configure(settings: WebhookSettings | None) -> None:

@@ -209,28 +209,3 @@ async def probe(
         changed=outcome.changed,
         error=plan.error,
     )
-
-
-async def probe_account(
-    ctct: CtctClient,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    encoded_account_id: str,
-    *,
-    actor: Actor,
-    priority: Priority = Priority.INTERACTIVE,
-    user_access_token: str | None = None,
-    our_partner_id: str | None = None,
-    max_wait: float | None = None,
-) -> Client:
-    """Probe and return the client; CTCT being unable to answer leaves it as it was."""
-    result = await probe(
-        ctct,
-        sessionmaker,
-        encoded_account_id,
-        actor=actor,
-        priority=priority,
-        user_access_token=user_access_token,
-        our_partner_id=our_partner_id,
-        max_wait=max_wait,
-    )
-    return result.client

@@ -36,14 +36,6 @@ class SandboxClock:
                 self._frozen_at = datetime.now(UTC)
         return self.now()
 
-    def unfreeze(self) -> datetime:
-        """Let real time pass again from the current sandbox time."""
-        with self._lock:
-            if self._frozen_at is not None:
-                self._offset += self._frozen_at - datetime.now(UTC)
-                self._frozen_at = None
-        return self.now()
-
     @property
     def frozen(self) -> bool:
         """Whether only `advance` moves the clock."""

@@ -1,6 +1,8 @@
-"""probe_account against the sandbox: every answer CTCT can give, and CTCT not answering."""
+"""probe against the sandbox: every answer CTCT can give, and CTCT not answering."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -11,12 +13,19 @@ from app.clients.evidence import Membership
 from app.clients.models import Client, ClientStatus, EventSource, StatusEvent, VerifiedVia
 from app.clients.service import Actor
 from app.ctct.client import CtctClient
-from app.membership.probe import TokenAccountMismatch, probe, probe_account
+from app.membership.probe import TokenAccountMismatch, probe
 from app.sandbox.partners import OTHER_ENCODED_PARTNER_ID, OUR_ENCODED_PARTNER_ID
 from app.sandbox.state import SandboxState
 
 ACTOR = Actor(EventSource.PROBE, name="test-probe")
 Sessions = async_sessionmaker[AsyncSession]
+
+
+async def probe_account(
+    ctct: CtctClient, sessionmaker: Sessions, account_id: str, **options: Any
+) -> Client:
+    """The client as the probe left it."""
+    return (await probe(ctct, sessionmaker, account_id, **options)).client
 
 
 async def events_of(sessionmaker: Sessions, account_id: str) -> list[StatusEvent]:
