@@ -77,7 +77,7 @@ async def file_transfer_request(
     session: AsyncSession, encoded_account_id: str, *, note: str, actor: Actor
 ) -> TransferRequest:
     """Open a transfer request for an unaffiliated client (one open request per client)."""
-    client = await clients_service.locked(session, encoded_account_id)
+    client = await clients_service.get(session, encoded_account_id, for_update=True)
     if not may_transfer(client):
         raise Conflict(
             f"transfer requests apply to unaffiliated clients; this one is {client.status}"

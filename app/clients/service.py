@@ -46,9 +46,11 @@ class Outcome:
         return self.event is not None
 
 
-async def get(session: AsyncSession, encoded_account_id: str) -> Client:
-    """The client, or a 404 problem."""
-    client = await repository.by_account_id(session, encoded_account_id)
+async def get(
+    session: AsyncSession, encoded_account_id: str, *, for_update: bool = False
+) -> Client:
+    """The client (locked until the transaction ends with `for_update`), or a 404 problem."""
+    client = await repository.by_account_id(session, encoded_account_id, for_update=for_update)
     if client is None:
         raise NotFound(f"no client with encoded_account_id {encoded_account_id!r}")
     return client
@@ -192,7 +194,7 @@ async def approve_billing(
     expected_version: int | None = None,
 ) -> Outcome:
     """A person approves a not-ours client for extra billing (409 when its status forbids it)."""
-    client = await locked(session, encoded_account_id)
+    client = await get(session, encoded_account_id, for_update=True)
     check_version("client", client.version, expected_version)
     current = ClientStatus(client.status)
     if current not in NOT_OURS:
@@ -223,7 +225,7 @@ async def revoke_billing(
     expected_version: int | None = None,
 ) -> Outcome:
     """A person withdraws a billing approval; the evidence-based status returns."""
-    client = await locked(session, encoded_account_id)
+    client = await get(session, encoded_account_id, for_update=True)
     check_version("client", client.version, expected_version)
     if client.status != ClientStatus.BILLING_APPROVED:
         raise Conflict(f"this client is {client.status}, not billing_approved")
@@ -244,11 +246,3 @@ async def revoke_billing(
         status=restored.value,
     )
     return Outcome(client, False, ClientStatus.BILLING_APPROVED, event)
-
-
-async def locked(session: AsyncSession, encoded_account_id: str) -> Client:
-    """The client, locked for update until the transaction ends, or a 404 problem."""
-    client = await repository.by_account_id(session, encoded_account_id, for_update=True)
-    if client is None:
-        raise NotFound(f"no client with encoded_account_id {encoded_account_id!r}")
-    return client
