@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     unaffiliated_access: UnaffiliatedAccess = UnaffiliatedAccess.DENY
     sandbox_control: bool = False
     data_dir: Path = Path(".data")
+    # Signs list cursors; unset, a key derived from the first encryption key (or the CTCT
+    # client secret) serves, which every replica of one deployment shares.
+    cursor_secret: SecretStr | None = None
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     ctct: CtctSettings = Field(default_factory=CtctSettings)
@@ -155,6 +158,14 @@ class Settings(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+
+    def cursor_signing_secret(self) -> str:
+        """The secret list cursors are signed with: shared by every replica of a deployment."""
+        if self.cursor_secret is not None and self.cursor_secret.get_secret_value():
+            return self.cursor_secret.get_secret_value()
+        if self.provision.encryption_keys:
+            return self.provision.encryption_keys[0].get_secret_value()
+        return self.ctct.client_secret.get_secret_value()
 
     @model_validator(mode="after")
     def _require_encryption_keys_outside_development(self) -> Self:

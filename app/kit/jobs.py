@@ -1,0 +1,70 @@
+"""Background jobs: the one procrastinate App, and the one way to defer a job.
+
+The App is built at import without opening anything: its connector connects only when the
+worker (`partnergate worker`) opens it. Job *definitions* live in `app/worker/` (the layer that
+may import every domain); a domain defers a job by its task name, inside the caller's own
+transaction, with `defer_in_transaction`, so a rollback discards the row and its job together.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# Every module that registers tasks on `job_app`; the worker imports them when it starts.
+TASK_MODULES: tuple[str, ...] = (
+    "app.worker.maintenance",
+    "app.worker.provisioning_jobs",
+    "app.worker.audit_jobs",
+    "app.worker.webhook_jobs",
+)
+
+job_app = procrastinate.App(
+    connector=procrastinate.PsycopgConnector(),
+    import_paths=list(TASK_MODULES),
+)
+
+
+async def defer_in_transaction(
+    session: AsyncSession,
+    *,
+    task: str,
+    queue: str,
+    queueing_lock: str,
+    schedule_at: datetime | None = None,
+    **arguments: Any,
+) -> bool:
+    """Queue `task` in the session's transaction; False if its job was already waiting.
+
+    One job per `queueing_lock` waits at a time. When one already waits, it is brought forward
+    to `schedule_at` if it would run later: a job never waits past the time asked for now.
+    """
+    raw = await (await session.connection()).get_raw_connection()
+    deferrer = job_app.configure_task(
+        name=task,
+        queue=queue,
+        connection=raw.driver_connection,
+        queueing_lock=queueing_lock,
+        schedule_at=schedule_at,
+    )
+    try:
+        # A savepoint: the unique violation of a waiting job must not end the caller's work.
+        async with session.begin_nested():
+            await deferrer.defer_async(**arguments)
+    except AlreadyEnqueued:
+        if schedule_at is not None:
+            await session.execute(
+                text(
+                    "UPDATE procrastinate_jobs SET scheduled_at = :at "
+                    "WHERE queueing_lock = :lock AND status = 'todo' "
+                    "AND (scheduled_at IS NULL OR scheduled_at > :at)"
+                ),
+                {"lock": queueing_lock, "at": schedule_at},
+            )
+        return False
+    return True
