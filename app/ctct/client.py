@@ -35,7 +35,8 @@ from app.ctct.errors import (
     UnavailableReason,
     error_from_response,
 )
-from app.ctct.models import (
+from app.ctct.retry import backoff_delay
+from app.ctct.schemas import (
     AccountPage,
     AccountSummary,
     Cancellation,
@@ -43,7 +44,6 @@ from app.ctct.models import (
     ProvisionResult,
     SiteOwner,
 )
-from app.ctct.retry import backoff_delay
 from app.health.metrics import CTCT_CALLS, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings
 
