@@ -50,9 +50,6 @@ from app.settings import CtctSettings
 log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-# Called once per HTTP attempt with the status (None when no answer came), so a caller such as
-# the audit can count the calls it spent, retries and token renewals included.
-CallHook = Callable[[int | None], None]
 
 LIST_LIMIT_MIN = 10
 LIST_LIMIT_MAX = 50
@@ -68,7 +65,6 @@ class _Request:
     params: Mapping[str, str] | None = None
     json: object | None = None
     encoded_account_id: str | None = None
-    on_call: CallHook | None = None
 
 
 class CtctClient:
@@ -142,22 +138,16 @@ class CtctClient:
         account_type: str | None = None,
         priority: Priority = Priority.BACKGROUND,
         max_wait: float | None = None,
-        on_call: CallHook | None = None,
     ) -> AccountPage:
         """One page of `GET /partner/accounts`; pass the previous page's `next_href` to go on."""
         if next_href is None:
             params = {"limit": str(max(LIST_LIMIT_MIN, min(LIST_LIMIT_MAX, limit)))}
             if account_type is not None:
                 params["account_type"] = account_type
-            request = _Request(
-                "list_accounts",
-                "GET",
-                self._url("/partner/accounts"),
-                params=params,
-                on_call=on_call,
-            )
+            url = self._url("/partner/accounts")
+            request = _Request("list_accounts", "GET", url, params=params)
         else:
-            request = _Request("list_accounts", "GET", self._follow(next_href), on_call=on_call)
+            request = _Request("list_accounts", "GET", self._follow(next_href))
         response = await self._call(request, priority=priority, retry=True, max_wait=max_wait)
         body = self._json(response, request)
         if not isinstance(body, dict) or not isinstance(body.get("site_owner_list"), list):
@@ -186,7 +176,6 @@ class CtctClient:
         account_type: str | None = None,
         priority: Priority = Priority.BACKGROUND,
         max_wait: float | None = None,
-        on_call: CallHook | None = None,
     ) -> AsyncIterator[AccountPage]:
         """Every page of our partner list, following `_links.next.href` (one call per page)."""
         href: str | None = None
@@ -198,7 +187,6 @@ class CtctClient:
                 account_type=account_type,
                 priority=priority,
                 max_wait=max_wait,
-                on_call=on_call,
             )
             yield page
             if not page.next_href:
@@ -218,7 +206,6 @@ class CtctClient:
         account_type: str | None = None,
         priority: Priority = Priority.BACKGROUND,
         max_wait: float | None = None,
-        on_call: CallHook | None = None,
     ) -> AsyncIterator[SiteOwner]:
         """Every account under our partner, each once, across all pages."""
         seen: set[str] = set()
@@ -227,7 +214,6 @@ class CtctClient:
             account_type=account_type,
             priority=priority,
             max_wait=max_wait,
-            on_call=on_call,
         ):
             for account in page.accounts:
                 if account.encoded_account_id not in seen:
@@ -428,15 +414,7 @@ class CtctClient:
         self, request: _Request, bearer: str, priority: Priority, max_wait: float | None
     ) -> httpx.Response:
         await self._budget.acquire(priority, max_wait=max_wait)
-        try:
-            response = await self._request(request, bearer)
-        except CtctUnavailable:
-            if request.on_call is not None:
-                request.on_call(None)
-            raise
-        if request.on_call is not None:
-            request.on_call(response.status_code)
-        return response
+        return await self._request(request, bearer)
 
     async def _request(self, request: _Request, bearer: str) -> httpx.Response:
         headers = {
