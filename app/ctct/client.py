@@ -35,7 +35,6 @@ from app.ctct.errors import (
     UnavailableReason,
     error_from_response,
 )
-from app.ctct.retry import backoff_delay
 from app.ctct.schemas import (
     AccountPage,
     AccountSummary,
@@ -45,6 +44,7 @@ from app.ctct.schemas import (
     SiteOwner,
 )
 from app.health.metrics import CTCT_CALLS, CTCT_RATE_LIMIT_WAITS
+from app.kit.backoff import backoff_delay
 from app.settings import CtctSettings
 
 log = structlog.get_logger(__name__)
