@@ -12,7 +12,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from starlette.requests import Request
 
 from app.ctct.provision_rules import validate_provision
 from app.sandbox.accounts import (
@@ -461,3 +463,8 @@ class SandboxState:
                 "deferred_creates": len(self.deferred),
                 "hanging_requests": self.hanging_requests,
             }
+
+
+def sandbox_state(request: Request) -> SandboxState:
+    """The state of the sandbox app serving `request`."""
+    return cast(SandboxState, request.app.state.sandbox)
