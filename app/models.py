@@ -2,7 +2,7 @@
 
 from app.auth.models import ApiKey
 from app.clients.models import Client, StatusEvent, TransferRequest, TransferRequestEvent
-from app.ctct.tables import CtctBudget
+from app.ctct.models import CtctBudget
 from app.db import Base
 from app.events.models import WebhookDelivery
 from app.membership.audit_models import AuditHeldDemotion, AuditRun, AuditSeen

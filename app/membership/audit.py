@@ -38,7 +38,7 @@ from app.clients.models import Client, ClientStatus, EventSource, VerifiedVia
 from app.ctct.budget import Priority
 from app.ctct.client import LIST_LIMIT_MAX, CtctClient, build_ctct_client
 from app.ctct.errors import CtctError
-from app.ctct.models import AccountPage, SiteOwner
+from app.ctct.schemas import AccountPage, SiteOwner
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.health.metrics import AUDIT_RUNS

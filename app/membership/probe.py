@@ -21,7 +21,7 @@ from app.clients.service import Actor
 from app.ctct.budget import Priority
 from app.ctct.client import CtctClient
 from app.ctct.errors import CtctAuthError, CtctError, CtctNotFound, CtctNotOurs, CtctValidationError
-from app.ctct.models import AccountSummary, Plan
+from app.ctct.schemas import AccountSummary, Plan
 from app.errors import FieldError, ValidationFailed
 
 log = structlog.get_logger(__name__)

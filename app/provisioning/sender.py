@@ -33,11 +33,11 @@ from app.ctct.errors import (
     CtctValidationError,
     ErrorDetail,
 )
-from app.ctct.models import SiteOwner
 from app.ctct.provision_rules import PROVISION_FIELDS
-from app.ctct.retry import backoff_delay
+from app.ctct.schemas import SiteOwner
 from app.db import utcnow
 from app.errors import FieldError
+from app.kit.backoff import backoff_delay
 from app.provisioning import repository, service
 from app.provisioning.crypto import PasswordCipher, PasswordUndecryptable
 from app.provisioning.errors import (
