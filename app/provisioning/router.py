@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Request
 from fastapi.responses import JSONResponse
 
 from app.clients.schemas import ACCOUNT_ID
-from app.deps import ProvisionerDep, SessionDep, SettingsDep
+from app.deps import CursorsDep, ProvisionerDep, SessionDep, SettingsDep
 from app.errors import PROBLEM_CONTENT_TYPE
+from app.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.provisioning import plans, service, submit_flow
 from app.provisioning.deps import ProvisioningResourcesDep
 from app.provisioning.models import TERMINAL_STATES, ProvisioningRequest, RequestState
-from app.provisioning.schemas import (
-    Cancellation,
-    PlanChange,
-    ProvisioningPage,
-    ProvisioningRequestOut,
-)
+from app.provisioning.schemas import Cancellation, PlanChange, ProvisioningRequestOut
 
 accounts_router = APIRouter(prefix="/v1/accounts", tags=["provisioning"])
 provisioning_router = APIRouter(prefix="/v1/provisioning", tags=["provisioning"])
@@ -103,12 +99,13 @@ async def cancel(
 async def list_requests(
     _: ProvisionerDep,
     session: SessionDep,
+    cursors: CursorsDep,
     state: RequestState | None = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> ProvisioningPage:
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[ProvisioningRequestOut]:
     """Provisioning requests, newest first, optionally in one state."""
-    return await service.list_requests(session, state=state, cursor=cursor, limit=limit)
+    return await service.list_requests(session, cursors, state=state, cursor=cursor, limit=limit)
 
 
 @provisioning_router.get("/{request_id}")

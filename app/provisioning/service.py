@@ -6,8 +6,6 @@ Each function takes the caller's session, flushes and never commits. The flows (
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.service import Principal
 from app.ctct.provision_rules import validate_provision
 from app.db import utcnow
-from app.errors import BadRequest, ValidationFailed
+from app.errors import ValidationFailed
+from app.kit.pagination import CursorCodec, Page
 from app.provisioning import repository, transitions
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.errors import (
@@ -30,7 +29,7 @@ from app.provisioning.errors import (
 )
 from app.provisioning.models import ProvisioningRequest, RequestState
 from app.provisioning.repository import OutboxStats
-from app.provisioning.schemas import ProvisioningPage, ProvisioningRequestOut
+from app.provisioning.schemas import ProvisioningRequestOut
 
 log = structlog.get_logger(__name__)
 
@@ -170,26 +169,22 @@ async def get(session: AsyncSession, request_id: int) -> ProvisioningRequest:
 
 
 async def list_requests(
-    session: AsyncSession, *, state: RequestState | None, cursor: str | None, limit: int
-) -> ProvisioningPage:
-    """One page of requests, newest first."""
-    before_id = _decode_cursor(cursor) if cursor else None
+    session: AsyncSession,
+    cursors: CursorCodec,
+    *,
+    state: RequestState | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[ProvisioningRequestOut]:
+    """One page of requests, newest first, optionally in one state."""
+    scope = ("provisioning", state.value if state is not None else None)
+    position = cursors.decode(scope, cursor)
+    before_id = int(position[0]) if position else None
     rows = await repository.page(session, state=state, before_id=before_id, limit=limit + 1)
-    items = [ProvisioningRequestOut.of(row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return ProvisioningPage(items=items, next_cursor=next_cursor)
-
-
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, value = text.partition(":")
-        if prefix != "id":
-            raise ValueError(cursor)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("the cursor is not one this API gave out") from exc
+    return cursors.page(
+        rows,
+        limit=limit,
+        scope=scope,
+        position_of=lambda row: (row.id,),
+        item=ProvisioningRequestOut.of,
+    )
