@@ -8,8 +8,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from app.access.lifecycle import access_resources
 from app.access.router import router as access_router
+from app.access.wiring import access_service
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
 from app.ctct.client import build_ctct_client
@@ -20,6 +20,7 @@ from app.events.ctct_router import router as ctct_webhooks_router
 from app.events.ctct_signature import CtctKeys
 from app.events.router import router as events_router
 from app.health.router import router as health_router
+from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.audit_router import router as audit_router
 from app.migrate import script_heads
@@ -39,32 +40,44 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if resolved.database.url is None:
+        database_url = resolved.database.url
+        if database_url is None:
             raise RuntimeError("DATABASE_URL is not set (make run starts an embedded Postgres)")
         async with AsyncExitStack() as stack:
             engine = create_engine(
-                resolved.database.url,
+                database_url,
                 pool_size=resolved.database.pool_size,
                 max_overflow=resolved.database.max_overflow,
             )
             stack.push_async_callback(engine.dispose)
             sessionmaker = create_sessionmaker(engine)
-            state = AppState(
+            ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
+            stack.push_async_callback(ctct.aclose)
+            ctct_keys = CtctKeys.build(resolved.webhook, transport=ctct_transport)
+            stack.push_async_callback(ctct_keys.aclose)
+            access = await stack.enter_async_context(
+                access_service(
+                    resolved,
+                    database_url=database_url,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    ctct=ctct,
+                )
+            )
+            events_service.configure(resolved.webhook)
+            stack.callback(events_service.configure, None)
+            app.state.resources = AppState(
                 settings=resolved,
                 engine=engine,
                 sessionmaker=sessionmaker,
                 key_verifier=KeyVerifier(sessionmaker),
                 schema_heads=script_heads(),
+                ctct=ctct,
+                password_cipher=PasswordCipher(resolved.provision.encryption_keys),
+                ctct_keys=ctct_keys,
+                cursors=CursorCodec.from_secret(resolved.cursor_signing_secret()),
+                access=access,
             )
-            state.ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
-            stack.push_async_callback(state.ctct.aclose)
-            state.password_cipher = PasswordCipher(resolved.provision.encryption_keys)
-            state.ctct_keys = CtctKeys.build(resolved.webhook, transport=ctct_transport)
-            stack.push_async_callback(state.ctct_keys.aclose)
-            await stack.enter_async_context(access_resources(state))
-            events_service.configure(resolved.webhook)
-            stack.callback(events_service.configure, None)
-            app.state.resources = state
             yield
 
     app = FastAPI(

@@ -52,7 +52,6 @@ def _wants_csv(accept: str | None) -> bool:
 
 
 def _ctct(state: AppState) -> CtctClient:
-    assert state.ctct is not None, "the lifespan builds the CTCT client"
     return state.ctct
 
 

@@ -25,8 +25,6 @@ router = APIRouter(prefix="/v1/ctct", tags=["events"])
     },
 )
 async def receive(request: Request, response: Response, state: StateDep) -> CtctWebhookReceipt:
-    assert state.ctct_keys is not None
-    assert state.ctct is not None
     header = state.settings.webhook.ctct_signature_header
     receipt = await ctct_service.receive(
         state.ctct_keys,

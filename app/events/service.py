@@ -105,7 +105,7 @@ async def emit(
 
 async def defer_delivery(session: AsyncSession, delivery_id: int, *, at: datetime) -> None:
     """Queue the job that attempts this delivery, in the session's transaction."""
-    from app.worker import worker_app
+    from app.kit.jobs import job_app as worker_app
 
     raw = await (await session.connection()).get_raw_connection()
     deferrer = worker_app.configure_task(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from procrastinate import JobContext
 
 from app.events import delivery, service
-from app.worker import runtime, worker_app
+from app.kit.jobs import job_app as worker_app
+from app.worker import runtime
 
 
 @worker_app.task(name=service.DELIVER_TASK, queue=service.QUEUE, pass_context=True)

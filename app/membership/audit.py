@@ -148,7 +148,7 @@ async def request_run(session: AsyncSession, *, requested_by: str | None) -> Aud
 
 
 async def _defer(session: AsyncSession, run_id: int) -> None:
-    from app.worker import worker_app
+    from app.kit.jobs import job_app as worker_app
 
     raw = await (await session.connection()).get_raw_connection()
     deferrer = worker_app.configure_task(

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 import structlog
 from procrastinate import JobContext
 
+from app.kit.jobs import job_app as worker_app
 from app.membership import audit
 from app.membership.audit_models import AuditTrigger
-from app.worker import runtime, worker_app
+from app.worker import runtime
 
 log = structlog.get_logger(__name__)
 

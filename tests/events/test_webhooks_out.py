@@ -22,8 +22,8 @@ from app.clients.models import EventSource, VerifiedVia
 from app.db import libpq_url
 from app.events import service as events_service
 from app.events.models import WebhookDelivery
+from app.kit.jobs import job_app as worker_app
 from app.settings import Settings
-from app.worker import worker_app
 from app.worker.runtime import RESOURCES_KEY, started
 from tests.conftest import ApiKeyFactory, build_settings
 from tests.events.receiver import Receiver, running_receiver

@@ -20,8 +20,8 @@ from app.ctct.errors import (
 from app.db import utcnow
 from app.errors import FieldError, UpstreamUnavailable
 from app.provisioning.errors import AccountNotOurs, AccountUnknown, CtctRejectedPlan
+from app.provisioning.resources import ProvisioningResources
 from app.provisioning.schemas import Cancellation, PlanChange
-from app.provisioning.sender import Provisioner
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +29,7 @@ T = TypeVar("T")
 CANCELED = "Canceled"
 
 
-async def get_plan(p: Provisioner, account_id: str) -> dict[str, Any]:
+async def get_plan(p: ProvisioningResources, account_id: str) -> dict[str, Any]:
     """The plan as CTCT reports it; the client's mirrored plan and billing status follow."""
     plan = await _call(
         p.ctct.get_plan(account_id, max_wait=p.settings.provision.wait_seconds), account_id
@@ -38,7 +38,7 @@ async def get_plan(p: Provisioner, account_id: str) -> dict[str, Any]:
     return plan.model_dump(mode="json")
 
 
-async def set_plan(p: Provisioner, account_id: str, change: PlanChange) -> dict[str, Any]:
+async def set_plan(p: ProvisioningResources, account_id: str, change: PlanChange) -> dict[str, Any]:
     """Change the plan (reactivates a canceled account with a non-TRIAL plan)."""
     plan = await _call(
         p.ctct.set_plan(
@@ -60,7 +60,9 @@ async def set_plan(p: Provisioner, account_id: str, change: PlanChange) -> dict[
     return plan.model_dump(mode="json")
 
 
-async def cancel(p: Provisioner, account_id: str, cancellation: Cancellation) -> dict[str, Any]:
+async def cancel(
+    p: ProvisioningResources, account_id: str, cancellation: Cancellation
+) -> dict[str, Any]:
     """Cancel at CTCT; the mirrored billing status becomes Canceled once it takes effect."""
     result = await _call(
         p.ctct.cancel(
@@ -97,7 +99,7 @@ async def _call(call: Awaitable[T], account_id: str) -> T:
 
 
 async def _mirror(
-    p: Provisioner,
+    p: ProvisioningResources,
     account_id: str,
     *,
     plan_type: str | None = None,

@@ -1,26 +1,33 @@
-"""Builds the access check's per-process resources in the lifespan and tears them down."""
+"""Wiring at start: the lifespan builds the access check's per-process resources here and tears
+them down on exit."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from app.access.cache import DecisionCache
 from app.access.listener import StatusListener
 from app.access.service import AccessService, Probed
 from app.clients.service import Actor
 from app.ctct.budget import Priority
+from app.ctct.client import CtctClient
 from app.db import libpq_url
-from app.state import AppState
+from app.settings import Settings
 
 
 @asynccontextmanager
-async def access_resources(state: AppState) -> AsyncIterator[AccessService]:
+async def access_service(
+    settings: Settings,
+    *,
+    database_url: str,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctct: CtctClient,
+) -> AsyncIterator[AccessService]:
     """The decision cache, its LISTEN connection and the service; all stopped on exit."""
-    settings = state.settings
-    ctct = state.ctct
-    assert settings.database.url is not None, "the lifespan checked DATABASE_URL"
-    assert ctct is not None, "the lifespan builds the CTCT client first"
 
     async def probe(
         account_id: str, actor: Actor, priority: Priority, max_wait: float | None
@@ -29,7 +36,7 @@ async def access_resources(state: AppState) -> AsyncIterator[AccessService]:
 
         result = await membership_probe.probe(
             ctct,
-            state.sessionmaker,
+            sessionmaker,
             account_id,
             actor=actor,
             priority=priority,
@@ -39,13 +46,11 @@ async def access_resources(state: AppState) -> AsyncIterator[AccessService]:
         return Probed(result.client, result.answered)
 
     cache = DecisionCache(settings.access.cache_size)
-    listener = StatusListener(libpq_url(settings.database.url), cache)
-    service = AccessService(settings, state.engine, state.sessionmaker, cache, probe)
+    listener = StatusListener(libpq_url(database_url), cache)
+    service = AccessService(settings, engine, sessionmaker, cache, probe)
     listener.start()
-    state.access = service
     try:
         yield service
     finally:
-        state.access = None
         await service.aclose()
         await listener.stop()
