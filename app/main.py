@@ -13,11 +13,11 @@ from app.access.router import router as access_router
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
 from app.ctct.client import build_ctct_client
+from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.events import service as events_service
 from app.events.ctct_router import router as ctct_webhooks_router
-from app.events.ctct_signature import CtctKeys
 from app.events.router import router as events_router
 from app.health.router import router as health_router
 from app.kit.request_context import RequestContextMiddleware

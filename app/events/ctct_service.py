@@ -34,8 +34,8 @@ from app.clients.evidence import MirroredAttributes
 from app.clients.models import EventSource
 from app.ctct.budget import Priority
 from app.ctct.client import CtctClient
+from app.ctct.webhook_signature import CtctKeys
 from app.errors import BadRequest, UpstreamUnavailable
-from app.events.ctct_signature import CtctKeys
 from app.membership import probe
 
 log = structlog.get_logger(__name__)

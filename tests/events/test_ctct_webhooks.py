@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import EventSource, VerifiedVia
-from app.events.ctct_signature import UNKNOWN_KID_REFETCH_SECONDS
+from app.ctct.webhook_signature import UNKNOWN_KID_REFETCH_SECONDS
 from app.sandbox import webhooks
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.partners import OUR_ENCODED_PARTNER_ID
