@@ -17,11 +17,11 @@ from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.events import service as events_service
-from app.events.ctct_router import router as ctct_webhooks_router
 from app.events.router import router as events_router
 from app.health.router import router as health_router
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.audit_router import router as audit_router
+from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router

@@ -1,4 +1,4 @@
-"""Events in: CTCT's partner webhooks, sent and signed by the sandbox, verified against its JWKS.
+"""CTCT's partner webhooks in: sent and signed by the sandbox, verified against its JWKS.
 
 partnergate reaches the sandbox (its JWKS, the plan endpoint) through its CTCT transport, and the
 sandbox delivers webhooks to partnergate in-process; one test fetches the JWKS over loopback.
