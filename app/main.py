@@ -16,9 +16,8 @@ from app.ctct.client import build_ctct_client
 from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
-from app.events import service as events_service
-from app.events.router import router as events_router
 from app.health.router import router as health_router
+from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.audit_router import router as audit_router
 from app.membership.webhook_router import router as ctct_webhooks_router
@@ -27,6 +26,7 @@ from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
 from app.state import AppState
+from app.webhooks.router import router as webhooks_router
 
 
 def create_app(
@@ -55,6 +55,7 @@ def create_app(
                 sessionmaker=sessionmaker,
                 key_verifier=KeyVerifier(sessionmaker),
                 schema_heads=script_heads(),
+                cursors=CursorCodec.from_secret(resolved.cursor_signing_secret()),
             )
             state.ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
             stack.push_async_callback(state.ctct.aclose)
@@ -62,8 +63,6 @@ def create_app(
             state.ctct_keys = CtctKeys.build(resolved.webhook, transport=ctct_transport)
             stack.push_async_callback(state.ctct_keys.aclose)
             await stack.enter_async_context(access_resources(state))
-            events_service.configure(resolved.webhook)
-            stack.callback(events_service.configure, None)
             app.state.resources = state
             yield
 
@@ -80,7 +79,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(clients_router)
     app.include_router(audit_router)
-    app.include_router(events_router)
+    app.include_router(webhooks_router)
     app.include_router(ctct_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)

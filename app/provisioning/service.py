@@ -22,7 +22,6 @@ from app.clients.models import EventSource, VerifiedVia
 from app.ctct.provision_rules import validate_provision
 from app.db import utcnow
 from app.errors import AppError, BadRequest, ValidationFailed
-from app.events import service as events_service
 from app.provisioning import repository
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.errors import (
@@ -33,6 +32,7 @@ from app.provisioning.errors import (
 )
 from app.provisioning.models import TERMINAL_STATES, ProvisioningRequest, RequestState
 from app.provisioning.schemas import ProvisionedClient, ProvisioningPage, ProvisioningRequestOut
+from app.webhooks import service as webhooks_service
 from app.worker import worker_app
 
 log = structlog.get_logger(__name__)
@@ -236,7 +236,7 @@ async def succeed(
     }
     _finish(request, now, status=201, body=body, erase_password=True)
     await session.flush()
-    await events_service.provisioning_finished(
+    await webhooks_service.provisioning_finished(
         session,
         provisioning_request_id=request.id,
         state=request.state,
@@ -275,7 +275,7 @@ async def finish_unsuccessfully(
     body["provisioning_request_id"] = request.id
     _finish(request, now, status=problem.status, body=body, erase_password=erase_password)
     await session.flush()
-    await events_service.provisioning_finished(
+    await webhooks_service.provisioning_finished(
         session,
         provisioning_request_id=request.id,
         state=request.state,

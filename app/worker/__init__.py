@@ -13,7 +13,6 @@ TASK_MODULES: tuple[str, ...] = (
     "app.worker.maintenance",
     "app.provisioning.tasks",
     "app.membership.audit_tasks",
-    "app.events.tasks",
 )
 
 worker_app = procrastinate.App(

@@ -7,18 +7,28 @@ import procrastinate
 import structlog
 
 from app.db import libpq_url
-from app.events import service as events_service
+from app.kit.jobs import job_app
 from app.membership.audit_tasks import register_schedule
 from app.provisioning.sender import Provisioner
 from app.provisioning.tasks import sweep_once
 from app.settings import Settings
-from app.worker import worker_app
+from app.worker import (
+    webhook_jobs,  # noqa: F401 - registers its tasks on job_app
+    worker_app,
+)
 from app.worker.runtime import RESOURCES_KEY, started
 
 log = structlog.get_logger(__name__)
 
 # Slack beyond one CTCT call so an in-flight send can finish after SIGTERM.
 SHUTDOWN_SLACK_SECONDS = 5.0
+
+
+def _adopt_job_app_tasks() -> None:
+    """Interim, until this worker runs `app.kit.jobs.job_app` itself: run its tasks too."""
+    for name, task in job_app.tasks.items():
+        if name not in worker_app.tasks:
+            worker_app.add_task_alias(task, name)
 
 
 async def run_worker(
@@ -34,6 +44,7 @@ async def run_worker(
             min_size=1,
             max_size=settings.provision.worker_concurrency + 2,
         )
+        _adopt_job_app_tasks()
         with worker_app.replace_connector(connector):
             async with worker_app.open_async():
                 # Whatever a previous worker left in flight is handed back before new work.
@@ -46,7 +57,6 @@ async def run_worker(
                     )
                 )
                 register_schedule(settings.audit.schedule)
-                events_service.configure(settings.webhook)
                 log.info("worker.run.started", concurrency=settings.provision.worker_concurrency)
                 await worker_app.run_worker_async(
                     concurrency=settings.provision.worker_concurrency,

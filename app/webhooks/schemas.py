@@ -24,8 +24,3 @@ class WebhookDeliveryOut(BaseModel):
     next_attempt_at: datetime | None
     delivered_at: datetime | None
     created_at: datetime
-
-
-class WebhookDeliveryPage(BaseModel):
-    items: list[WebhookDeliveryOut]
-    next_before: int | None
