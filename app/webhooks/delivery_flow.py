@@ -28,13 +28,9 @@ RESPONSE_EXCERPT_CHARS = 500
 USER_AGENT = "partnergate-webhooks/1"
 
 
-def build_http(
-    settings: WebhookSettings, *, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
+def build_http(settings: WebhookSettings) -> httpx.AsyncClient:
     """The one HTTP client deliveries are POSTed with (built at worker start; close it)."""
-    return httpx.AsyncClient(
-        transport=transport, timeout=settings.timeout_seconds, follow_redirects=False
-    )
+    return httpx.AsyncClient(timeout=settings.timeout_seconds, follow_redirects=False)
 
 
 def retry_delay(attempts: int, settings: WebhookSettings, rng: random.Random | None) -> float:

@@ -17,11 +17,11 @@ async def add_event(session: AsyncSession, event: WebhookEvent) -> WebhookEvent:
 
 
 async def event(
-    session: AsyncSession, event_id: int, *, for_update: bool = False
+    session: AsyncSession, event_id: str, *, for_update: bool = False
 ) -> WebhookEvent | None:
     statement = (
         select(WebhookEvent)
-        .where(WebhookEvent.id == event_id)
+        .where(WebhookEvent.event_id == event_id)
         .execution_options(populate_existing=True)
     )
     if for_update:

@@ -79,15 +79,14 @@ async def emit(
         session,
         task=FAN_OUT_TASK,
         queue=QUEUE,
-        queueing_lock=f"{_FAN_OUT_LOCK_PREFIX}{event.id}",
-        event_id=event.id,
+        queueing_lock=f"{_FAN_OUT_LOCK_PREFIX}{event.event_id}",
+        event_id=event.event_id,
     )
-    log.info("webhooks.emit.recorded", event_id=event.event_id, event_type=event.event_type)
     return event
 
 
 async def fan_out(
-    session: AsyncSession, event_id: int, settings: WebhookSettings
+    session: AsyncSession, event_id: str, settings: WebhookSettings
 ) -> list[WebhookDelivery]:
     """One pending delivery per receiver of an event not yet fanned out, each with its job."""
     event = await repository.event(session, event_id, for_update=True)
@@ -112,12 +111,13 @@ async def fan_out(
         await defer_delivery(session, delivery.id, at=now)
         deliveries.append(delivery)
     await session.flush()
-    log.info(
-        "webhooks.fan_out.queued",
-        event_id=event.event_id,
-        event_type=event.event_type,
-        receivers=len(deliveries),
-    )
+    if deliveries:
+        log.info(
+            "webhooks.fan_out.queued",
+            event_id=event.event_id,
+            event_type=event.event_type,
+            receivers=len(deliveries),
+        )
     return deliveries
 
 

@@ -11,7 +11,7 @@ from app.worker import runtime
 
 
 @job_app.task(name=webhooks_service.FAN_OUT_TASK, queue=webhooks_service.QUEUE, pass_context=True)
-async def fan_out(context: JobContext, event_id: int) -> None:
+async def fan_out(context: JobContext, event_id: str) -> None:
     """One delivery per receiver configured in this worker's settings, each with its job."""
     resources = runtime.resources_of(context)
     async with resources.sessionmaker() as session, session.begin():

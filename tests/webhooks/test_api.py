@@ -30,7 +30,7 @@ async def _deliveries(
     for number in range(count):
         async with sessionmaker() as session, session.begin():
             event = await webhooks_service.emit(session, event_type, {"n": number})
-            (delivery,) = await webhooks_service.fan_out(session, event.id, RECEIVER)
+            (delivery,) = await webhooks_service.fan_out(session, event.event_id, RECEIVER)
             ids.append(delivery.id)
     return ids
 

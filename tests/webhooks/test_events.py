@@ -52,7 +52,7 @@ async def test_a_status_change_writes_its_event_and_fan_out_job_in_the_same_tran
     assert event.event_id.startswith("msg_")
     assert event.payload["data"]["encoded_account_id"] == "a0events0001"
     assert event.fanned_out_at is None
-    assert jobs == [(webhooks_service.FAN_OUT_TASK, f"webhooks-event-{event.id}")]
+    assert jobs == [(webhooks_service.FAN_OUT_TASK, f"webhooks-event-{event.event_id}")]
 
 
 async def test_a_rolled_back_change_leaves_neither_event_nor_job(
@@ -72,9 +72,9 @@ async def test_fan_out_writes_one_delivery_per_receiver_once_with_a_job_each(
     async with sessionmaker() as session, session.begin():
         event = await webhooks_service.emit(session, EventType.PROVISIONING_FINISHED, {"n": 1})
     async with sessionmaker() as session, session.begin():
-        first = await webhooks_service.fan_out(session, event.id, RECEIVERS)
+        first = await webhooks_service.fan_out(session, event.event_id, RECEIVERS)
     async with sessionmaker() as session, session.begin():
-        again = await webhooks_service.fan_out(session, event.id, RECEIVERS)
+        again = await webhooks_service.fan_out(session, event.event_id, RECEIVERS)
     async with sessionmaker() as session:
         rows = (await session.execute(select(WebhookDelivery).order_by(WebhookDelivery.id))).all()
         jobs = await _jobs(session)
@@ -102,7 +102,7 @@ async def test_without_receivers_and_a_secret_an_event_is_fanned_out_to_nobody(
     async with sessionmaker() as session, session.begin():
         event = await webhooks_service.emit(session, EventType.PROVISIONING_FINISHED, {"n": 1})
     async with sessionmaker() as session, session.begin():
-        assert await webhooks_service.fan_out(session, event.id, settings) == []
+        assert await webhooks_service.fan_out(session, event.event_id, settings) == []
     async with sessionmaker() as session:
         assert await _count(session, WebhookDelivery) == 0
         stored = await session.get(WebhookEvent, event.id)
