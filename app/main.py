@@ -13,21 +13,20 @@ from app.access.wiring import access_service
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
 from app.ctct.client import build_ctct_client
+from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
-from app.events import service as events_service
-from app.events.ctct_router import router as ctct_webhooks_router
-from app.events.ctct_signature import CtctKeys
-from app.events.router import router as events_router
 from app.health.router import router as health_router
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.audit_router import router as audit_router
+from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
 from app.state import AppState
+from app.webhooks.router import router as webhooks_router
 
 
 def create_app(
@@ -64,8 +63,6 @@ def create_app(
                     ctct=ctct,
                 )
             )
-            events_service.configure(resolved.webhook)
-            stack.callback(events_service.configure, None)
             app.state.resources = AppState(
                 settings=resolved,
                 engine=engine,
@@ -93,7 +90,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(clients_router)
     app.include_router(audit_router)
-    app.include_router(events_router)
+    app.include_router(webhooks_router)
     app.include_router(ctct_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)

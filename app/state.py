@@ -14,7 +14,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.ctct.client import CtctClient
-    from app.events.ctct_signature import CtctKeys
+    from app.ctct.webhook_signature import CtctKeys
     from app.provisioning.crypto import PasswordCipher
 
 

@@ -20,7 +20,7 @@ from app.clients.evidence import (
 from app.clients.models import Client, ClientStatus, EventSource, StatusEvent, VerifiedVia
 from app.db import utcnow
 from app.errors import Conflict, NotFound
-from app.events import service as events_service
+from app.webhooks import service as webhooks_service
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +84,7 @@ async def _change_status(
         ),
     )
     await repository.notify_status_changed(session, client.encoded_account_id)
-    await events_service.status_changed(
+    await webhooks_service.status_changed(
         session,
         encoded_account_id=client.encoded_account_id,
         from_status=event.from_status,

@@ -16,7 +16,7 @@ import structlog
 from app.clients.evidence import MirroredAttributes
 from app.ctct.budget import Priority
 from app.ctct.errors import CtctConflict, CtctError
-from app.ctct.models import SiteOwner
+from app.ctct.schemas import SiteOwner
 from app.db import utcnow
 from app.provisioning import outcomes, transitions
 from app.provisioning.crypto import PasswordUndecryptable

@@ -20,11 +20,11 @@ from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import EventSource, VerifiedVia
 from app.db import utcnow
 from app.errors import AppError
-from app.events import service as events_service
 from app.kit.jobs import defer_in_transaction
 from app.provisioning import repository
 from app.provisioning.models import TERMINAL_STATES, ProvisioningRequest, RequestState
 from app.provisioning.schemas import ProvisionedClient
+from app.webhooks import service as webhooks_service
 
 log = structlog.get_logger(__name__)
 
@@ -153,7 +153,7 @@ async def succeed(
     }
     _end(request, utcnow(), status=201, body=body, erase_password=True)
     await session.flush()
-    await events_service.provisioning_finished(
+    await webhooks_service.provisioning_finished(
         session,
         provisioning_request_id=request.id,
         state=request.state,
@@ -190,7 +190,7 @@ async def finish_unsuccessfully(
     body["provisioning_request_id"] = request.id
     _end(request, utcnow(), status=problem.status, body=body, erase_password=erase_password)
     await session.flush()
-    await events_service.provisioning_finished(
+    await webhooks_service.provisioning_finished(
         session,
         provisioning_request_id=request.id,
         state=request.state,

@@ -7,7 +7,6 @@ import procrastinate
 import structlog
 
 from app.db import libpq_url
-from app.events import service as events_service
 from app.kit.jobs import job_app
 from app.membership.audit_tasks import register_schedule
 from app.settings import Settings
@@ -38,7 +37,6 @@ async def run_worker(
                 # Whatever a previous worker left in flight is handed back before new work.
                 await sweep_once(provisioning_resources(resources))
                 register_schedule(settings.audit.schedule)
-                events_service.configure(settings.webhook)
                 log.info("worker.run.started", concurrency=settings.provision.worker_concurrency)
                 await job_app.run_worker_async(
                     concurrency=settings.provision.worker_concurrency,

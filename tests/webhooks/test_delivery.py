@@ -1,15 +1,15 @@
-"""Events out: status changes reach a receiver that was down, signed, retried, deduplicable."""
+"""Webhooks out: status changes reach a receiver that was down, signed, retried, deduplicable."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
-import procrastinate
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,15 +19,11 @@ from app.auth.scopes import Scope
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership
 from app.clients.models import EventSource, VerifiedVia
-from app.db import libpq_url
-from app.events import service as events_service
-from app.events.models import WebhookDelivery
-from app.kit.jobs import job_app as worker_app
 from app.settings import Settings
-from app.worker.runtime import RESOURCES_KEY, started
-from tests.conftest import ApiKeyFactory, build_settings
-from tests.events.receiver import Receiver, running_receiver
+from app.webhooks.models import WebhookDelivery
+from tests.conftest import TEST_FERNET_KEY, ApiKeyFactory, build_settings
 from tests.kit.polling import poll_until
+from tests.webhooks.receiver import Receiver, running_receiver
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
@@ -54,34 +50,24 @@ def settings(database_url: str, hook_url: str) -> Settings:
             "retry_cap_seconds": 0.3,
             "timeout_seconds": 2.0,
         },
+        provision={
+            "encryption_keys": [TEST_FERNET_KEY],
+            "worker_concurrency": 2,
+            "worker_poll_seconds": 0.05,
+        },
     )
 
 
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[None]:
-    """A real procrastinate worker, in-process, on the events queue, polling often."""
-    assert settings.database.url is not None
-    events_service.configure(settings.webhook)
-    async with started(settings) as resources:
-        connector = procrastinate.PsycopgConnector(conninfo=libpq_url(settings.database.url))
-        with worker_app.replace_connector(connector):
-            async with worker_app.open_async():
-                task = asyncio.create_task(
-                    worker_app.run_worker_async(
-                        queues=["events"],
-                        concurrency=2,
-                        fetch_job_polling_interval=0.05,
-                        additional_context={RESOURCES_KEY: resources},
-                        install_signal_handlers=False,
-                    )
-                )
-                try:
-                    yield
-                finally:
-                    task.cancel()
-                    with pytest.raises(asyncio.CancelledError):
-                        await task
-    events_service.configure(None)
+    """The production worker (`partnergate worker`), in-process, polling often."""
+    from app.worker.main import run_worker
+
+    task = asyncio.create_task(run_worker(settings, install_signal_handlers=False))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _deliveries(sessionmaker: async_sessionmaker[AsyncSession]) -> list[WebhookDelivery]:
@@ -139,6 +125,7 @@ async def test_a_receiver_down_for_a_while_gets_every_status_change_signed_and_o
     assert [r.answered for r in repeats][-2:] == [200, 200]  # the same id twice: dedupe by it
     listed = (await client.get("/v1/webhook-deliveries", headers=reader)).json()
     assert {item["event_id"] for item in listed["items"]} == set(by_id)
+    assert listed["next_cursor"] is None
     assert (
         await client.post(f"/v1/webhook-deliveries/{first.id}/redeliver", headers=reader)
     ).status_code == 403

@@ -170,12 +170,12 @@ class CtctKeys:
                 response.raise_for_status()
                 document = response.json()
             except (httpx.HTTPError, ValueError) as exc:
-                log.warning("events.ctct_jwks.fetch_failed", error_type=type(exc).__name__)
+                log.warning("ctct.jwks.fetch_failed", error_type=type(exc).__name__)
                 raise CtctKeysUnavailable("CTCT's JWKS could not be fetched; retry later.") from exc
             self._keys = _rsa_signing_keys(document)
             self._fetched_at = self._monotonic()
             self.fetches += 1
-            log.info("events.ctct_jwks.fetched", keys=len(self._keys))
+            log.info("ctct.jwks.fetched", keys=len(self._keys))
 
     async def verify(self, compact: str | None, body: bytes, *, now: float) -> dict[str, Any]:
         """The verified JWS header; raises `InvalidCtctSignature` for anything not from CTCT."""

@@ -1,4 +1,6 @@
-"""Events in: CTCT's partner webhooks, verified, then mirrored onto the client they name.
+"""CTCT's partner webhooks in: verified, then mirrored onto the client they name (a flow).
+
+`receive` opens its own short transactions and reads CTCT's plan between them, never inside one.
 
 The notification is `{"url": ".../v3/partner/accounts/<id>/plan", "api_key": ..., "event_type":
 ...}` (NOTES §2.9-2.13); the account id comes from the `url` path. Effects:
@@ -28,14 +30,14 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients import repository as clients_repository
 from app.clients import service as clients_service
 from app.clients.evidence import MirroredAttributes
 from app.clients.models import EventSource
+from app.clients.schemas import ACCOUNT_ID
 from app.ctct.budget import Priority
 from app.ctct.client import CtctClient
-from app.errors import BadRequest, UpstreamUnavailable
-from app.events.ctct_signature import CtctKeys
+from app.ctct.webhook_signature import CtctKeys
+from app.errors import BadRequest, NotFound, UpstreamUnavailable
 from app.membership import probe
 
 log = structlog.get_logger(__name__)
@@ -43,7 +45,7 @@ log = structlog.get_logger(__name__)
 ACTOR = clients_service.Actor(EventSource.CTCT_WEBHOOK, name="ctct-webhook")
 # A webhook answer should not wait long for the call budget; CTCT retries a 503.
 PLAN_READ_MAX_WAIT_SECONDS = 5.0
-_PLAN_URL = re.compile(r"/partner/accounts/([A-Za-z0-9_-]{1,64})/plan/?$")
+_PLAN_URL = re.compile(r"/partner/accounts/([^/]+)/plan/?$")
 
 
 class CtctEvent(enum.StrEnum):
@@ -105,7 +107,7 @@ def parse_notification(body: bytes) -> Notification:
     if not isinstance(url, str) or not isinstance(event_type, str) or not event_type:
         raise MalformedNotification("The body needs `url` and `event_type` strings.")
     match = _PLAN_URL.search(url.split("?", 1)[0])
-    if match is None:
+    if match is None or ACCOUNT_ID.fullmatch(match[1]) is None:
         raise MalformedNotification("`url` is not an account's plan URL.")
     return Notification(match[1], event_type, _EVENT_NAMES.get(event_type.strip().lower()))
 
@@ -124,25 +126,32 @@ async def receive(
     account_id = notification.encoded_account_id
     fields = {"client": account_id, "event_type": notification.event_type}
     if notification.event is None:
-        log.warning("events.ctct_webhook.unknown_type", **fields)
+        log.warning("membership.ctct_webhook.unknown_type", **fields)
         return Receipt(account_id, notification.event_type, False, "unknown_event_type")
-    async with sessionmaker() as session:
-        known = await clients_repository.by_account_id(session, account_id)
-    if known is None:
-        log.info("events.ctct_webhook.unknown_account", **fields)
+    if not await _known(sessionmaker, account_id):
+        log.info("membership.ctct_webhook.unknown_account", **fields)
         return Receipt(account_id, notification.event_type, False, "unknown_account")
     if notification.event in _BILLING_STATUS:
         receipt = await _mirror_billing_status(sessionmaker, notification)
     else:
         receipt = await _reread_plan(ctct, sessionmaker, notification)
     log.info(
-        "events.ctct_webhook.applied",
+        "membership.ctct_webhook.applied",
         reason=receipt.reason,
         status=receipt.status,
         billing_status=receipt.billing_status,
         **fields,
     )
     return receipt
+
+
+async def _known(sessionmaker: async_sessionmaker[AsyncSession], account_id: str) -> bool:
+    async with sessionmaker() as session:
+        try:
+            await clients_service.get(session, account_id)
+        except NotFound:
+            return False
+    return True
 
 
 async def _mirror_billing_status(

@@ -1,7 +1,8 @@
-"""Attempting one webhook delivery: sign it per Standard Webhooks, POST it, record the answer.
+"""Attempting one webhook delivery (a flow): sign it per Standard Webhooks, POST it, record it.
 
-The POST happens outside any transaction: read the row, send, then record the outcome (and
-queue the next attempt with backoff) in one short transaction.
+`attempt` opens its own transactions, and the POST happens outside any: read the row, send with
+the worker's one HTTP client, then record the outcome (and queue the next attempt with backoff)
+in one short transaction.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
 from app.db import utcnow
-from app.events import repository, service
-from app.events.models import DeliveryState
+from app.kit.backoff import backoff_delay
 from app.settings import WebhookSettings
+from app.webhooks import repository, service
+from app.webhooks.models import DeliveryState
 
 log = structlog.get_logger(__name__)
 
@@ -26,10 +28,22 @@ RESPONSE_EXCERPT_CHARS = 500
 USER_AGENT = "partnergate-webhooks/1"
 
 
-def retry_delay(attempt: int, settings: WebhookSettings, rng: random.Random) -> float:
-    """Seconds before attempt `attempt + 1`: base * 4**(attempt-1), capped, with 10% jitter."""
-    delay = min(settings.retry_cap_seconds, settings.retry_base_seconds * 4.0 ** (attempt - 1))
-    return float(delay * (1 + rng.uniform(0, 0.1)))
+def build_http(settings: WebhookSettings) -> httpx.AsyncClient:
+    """The one HTTP client deliveries are POSTed with (built at worker start; close it)."""
+    return httpx.AsyncClient(timeout=settings.timeout_seconds, follow_redirects=False)
+
+
+def retry_delay(attempts: int, settings: WebhookSettings, rng: random.Random | None) -> float:
+    """Seconds before the next try after `attempts` failed ones: at least the base, at most
+    base * 4**(attempts-1) capped."""
+    return backoff_delay(
+        attempts - 1,
+        base=settings.retry_base_seconds,
+        cap=settings.retry_cap_seconds,
+        floor=settings.retry_base_seconds,
+        factor=4.0,
+        rng=rng,
+    )
 
 
 def signed_headers(secret: str, event_id: str, body: str, at: datetime) -> dict[str, str]:
@@ -45,10 +59,10 @@ def signed_headers(secret: str, event_id: str, body: str, at: datetime) -> dict[
 
 async def attempt(
     sessionmaker: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
     settings: WebhookSettings,
     delivery_id: int,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
     rng: random.Random | None = None,
 ) -> str | None:
     """Try one delivery once; returns its state afterwards (None if there was nothing to do)."""
@@ -58,7 +72,7 @@ async def attempt(
     if delivery is None or delivery.state != DeliveryState.PENDING.value:
         return None
     if secret is None:
-        log.warning("events.deliver.unsigned_skipped", delivery_id=delivery_id)
+        log.warning("webhooks.deliver.unsigned_skipped", delivery_id=delivery_id)
         return None
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True)
     now = datetime.now(UTC)
@@ -66,14 +80,11 @@ async def attempt(
     excerpt: str | None = None
     error: str | None = None
     try:
-        async with httpx.AsyncClient(
-            transport=transport, timeout=settings.timeout_seconds, follow_redirects=False
-        ) as http:
-            response = await http.post(
-                delivery.url,
-                content=body,
-                headers=signed_headers(secret, delivery.event_id, body, now),
-            )
+        response = await http.post(
+            delivery.url,
+            content=body,
+            headers=signed_headers(secret, delivery.event_id, body, now),
+        )
         status = response.status_code
         excerpt = response.text[:RESPONSE_EXCERPT_CHARS]
     except httpx.HTTPError as exc:
@@ -96,7 +107,7 @@ async def attempt(
             row.state = DeliveryState.FAILED.value
             row.next_attempt_at = None
         else:
-            delay = retry_delay(row.attempts, settings, rng or random.Random())  # noqa: S311
+            delay = retry_delay(row.attempts, settings, rng)
             row.next_attempt_at = row.updated_at + timedelta(seconds=delay)
             await service.defer_delivery(session, row.id, at=row.next_attempt_at)
         await session.flush()
@@ -110,9 +121,9 @@ async def attempt(
             "error": error,
         }
     if delivered:
-        log.info("events.deliver.succeeded", **fields)
+        log.info("webhooks.deliver.succeeded", **fields)
     elif state == DeliveryState.FAILED.value:
-        log.warning("events.deliver.gave_up", **fields)
+        log.warning("webhooks.deliver.gave_up", **fields)
     else:
-        log.info("events.deliver.retrying", next_attempt_at=str(row.next_attempt_at), **fields)
+        log.info("webhooks.deliver.retrying", next_attempt_at=str(row.next_attempt_at), **fields)
     return state

@@ -7,10 +7,10 @@ import dataclasses
 from fastapi import APIRouter, Request, Response
 
 from app.deps import StateDep
-from app.events import ctct_service
-from app.events.schemas import CtctWebhookReceipt
+from app.membership import webhook_flow
+from app.membership.schemas import CtctWebhookReceipt
 
-router = APIRouter(prefix="/v1/ctct", tags=["events"])
+router = APIRouter(prefix="/v1/ctct", tags=["membership"])
 
 
 @router.post(
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/ctct", tags=["events"])
 )
 async def receive(request: Request, response: Response, state: StateDep) -> CtctWebhookReceipt:
     header = state.settings.webhook.ctct_signature_header
-    receipt = await ctct_service.receive(
+    receipt = await webhook_flow.receive(
         state.ctct_keys,
         state.ctct,
         state.sessionmaker,

@@ -1,4 +1,4 @@
-"""SQL for webhook deliveries."""
+"""SQL for webhook events and deliveries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,26 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.events.models import WebhookDelivery
+from app.webhooks.models import WebhookDelivery, WebhookEvent
+
+
+async def add_event(session: AsyncSession, event: WebhookEvent) -> WebhookEvent:
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def event(
+    session: AsyncSession, event_id: str, *, for_update: bool = False
+) -> WebhookEvent | None:
+    statement = (
+        select(WebhookEvent)
+        .where(WebhookEvent.event_id == event_id)
+        .execution_options(populate_existing=True)
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def add(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDelivery:
@@ -37,7 +56,7 @@ async def page(
     state: str | None,
     event_type: str | None,
 ) -> Sequence[WebhookDelivery]:
-    """Deliveries newest first."""
+    """Up to `limit` deliveries newest first, older than `before_id` when given."""
     statement = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
     if before_id is not None:
         statement = statement.where(WebhookDelivery.id < before_id)

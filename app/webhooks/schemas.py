@@ -24,20 +24,3 @@ class WebhookDeliveryOut(BaseModel):
     next_attempt_at: datetime | None
     delivered_at: datetime | None
     created_at: datetime
-
-
-class WebhookDeliveryPage(BaseModel):
-    items: list[WebhookDeliveryOut]
-    next_before: int | None
-
-
-class CtctWebhookReceipt(BaseModel):
-    """What became of one CTCT webhook: applied (200) or accepted and ignored (202)."""
-
-    encoded_account_id: str
-    event_type: str
-    applied: bool
-    reason: str
-    status: str | None = None
-    billing_status: str | None = None
-    plan_type: str | None = None

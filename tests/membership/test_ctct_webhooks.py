@@ -1,4 +1,4 @@
-"""Events in: CTCT's partner webhooks, sent and signed by the sandbox, verified against its JWKS.
+"""CTCT's partner webhooks in: sent and signed by the sandbox, verified against its JWKS.
 
 partnergate reaches the sandbox (its JWKS, the plan endpoint) through its CTCT transport, and the
 sandbox delivers webhooks to partnergate in-process; one test fetches the JWKS over loopback.
@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import EventSource, VerifiedVia
-from app.events.ctct_signature import UNKNOWN_KID_REFETCH_SECONDS
+from app.ctct.webhook_signature import UNKNOWN_KID_REFETCH_SECONDS
 from app.sandbox import webhooks
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.partners import OUR_ENCODED_PARTNER_ID

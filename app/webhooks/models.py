@@ -1,4 +1,4 @@
-"""Outgoing webhook deliveries: one row per event and receiver URL."""
+"""Outgoing webhooks: one row per event, and one delivery row per event and receiver URL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    ForeignKey,
     Index,
     Integer,
     SmallInteger,
@@ -37,6 +38,21 @@ class EventType(enum.StrEnum):
 _STATES = ", ".join(f"'{state.value}'" for state in DeliveryState)
 
 
+class WebhookEvent(Base):
+    """One event, written in the transaction of the change it reports; the worker fans it out."""
+
+    __tablename__ = "webhook_event"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # The `webhook-id` header of every delivery of this event, so receivers can deduplicate.
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # When the worker turned it into deliveries for the receivers configured then (maybe none).
+    fanned_out_at: Mapped[datetime | None]
+
+
 class WebhookDelivery(Base):
     """One event owed to one receiver: its signed payload's id, progress and last answer."""
 
@@ -48,8 +64,7 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    # The `webhook-id` header: the same on every attempt, so receivers can deduplicate.
-    event_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(64), ForeignKey("webhook_event.event_id"))
     event_type: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
