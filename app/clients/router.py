@@ -8,7 +8,7 @@ import structlog
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from app.clients import decisions, queries, repository
+from app.clients import queries, repository, transfers
 from app.clients import service as clients_service
 from app.clients.models import EventSource
 from app.clients.repository import ClientFilter
@@ -217,7 +217,7 @@ async def file_transfer_request(
     session: SessionDep,
 ) -> TransferRequestOut:
     """Ask (through CTCT's partner team) for an unaffiliated account to move under us."""
-    request = await decisions.file_transfer_request(
+    request = await transfers.file_transfer_request(
         session,
         check_account_id(encoded_account_id),
         note=body.note,
@@ -231,7 +231,7 @@ async def change_transfer_request(
     request_id: int, body: TransferChange, principal: DeciderDep, session: SessionDep
 ) -> TransferRequestOut:
     """Move a transfer request along requested -> submitted -> completed|rejected, or withdraw."""
-    await decisions.change_transfer_request(
+    await transfers.change_transfer_request(
         session,
         request_id,
         body.state,

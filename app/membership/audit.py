@@ -31,8 +31,8 @@ import structlog
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.clients import decisions as clients_decisions
 from app.clients import service as clients_service
+from app.clients import transfers as clients_transfers
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import Client, ClientStatus, EventSource, VerifiedVia
 from app.ctct.budget import Priority
@@ -351,7 +351,7 @@ async def _apply_page(
             # A client left `approved` between our read and the update: apply the rules.
             await _confirm_stragglers(session, confirm, accounts, actor, tally)
         for account_id in transfers_to_complete:
-            await clients_decisions.complete_transfer_requests_for(session, account_id, actor)
+            await clients_transfers.complete_transfer_requests_for(session, account_id, actor)
         tally.pages += 1
         tally.seen += new
         await _save_progress(session, run, meter, tally)
@@ -386,7 +386,7 @@ async def _confirm_stragglers(
 
 async def _on_ours(session: AsyncSession, client: Client, actor: clients_service.Actor) -> None:
     """An account found in our list completes any open transfer request for it."""
-    await clients_decisions.complete_transfer_requests_for(
+    await clients_transfers.complete_transfer_requests_for(
         session, client.encoded_account_id, actor, client=client
     )
 
