@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.access.lifecycle import access_resources
 from app.access.router import router as access_router
+from app.audit.router import router as audit_router
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
 from app.ctct.client import build_ctct_client
@@ -20,9 +21,11 @@ from app.events.ctct_router import router as ctct_webhooks_router
 from app.events.ctct_signature import CtctKeys
 from app.events.router import router as events_router
 from app.health.router import router as health_router
+from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
-from app.membership.audit_router import router as audit_router
+from app.membership.router import router as membership_router
 from app.migrate import script_heads
+from app.overview.router import router as overview_router
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
@@ -55,6 +58,7 @@ def create_app(
                 sessionmaker=sessionmaker,
                 key_verifier=KeyVerifier(sessionmaker),
                 schema_heads=script_heads(),
+                cursors=CursorCodec.from_secret(resolved.cursor_signing_secret()),
             )
             state.ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
             stack.push_async_callback(state.ctct.aclose)
@@ -79,6 +83,8 @@ def create_app(
     app.include_router(access_router)
     app.include_router(health_router)
     app.include_router(clients_router)
+    app.include_router(membership_router)
+    app.include_router(overview_router)
     app.include_router(audit_router)
     app.include_router(events_router)
     app.include_router(ctct_webhooks_router)

@@ -1,11 +1,11 @@
 """Every table, imported in one place for Alembic and the schema test."""
 
+from app.audit.models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.auth.models import ApiKey
 from app.clients.models import Client, StatusEvent, TransferRequest, TransferRequestEvent
 from app.ctct.tables import CtctBudget
 from app.db import Base
 from app.events.models import WebhookDelivery
-from app.membership.audit_models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.provisioning.models import ProvisioningRequest
 
 __all__ = [

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.service import KeyVerifier
+from app.kit.pagination import CursorCodec
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     key_verifier: KeyVerifier
     schema_heads: tuple[str, ...]
+    cursors: CursorCodec
     ctct: CtctClient | None = None
     access: AccessService | None = None
     password_cipher: PasswordCipher | None = None

@@ -471,3 +471,8 @@ def current_reply(request: ProvisioningRequest, *, replayed: bool) -> Reply:
     if RequestState(request.state) in TERMINAL_STATES and request.response_status is not None:
         return stored_reply(request, replayed=replayed)
     return accepted_reply(request, replayed=replayed)
+
+
+async def outbox_stats(session: AsyncSession) -> repository.OutboxStats:
+    """How many requests still wait to be sent, and since when."""
+    return await repository.outbox_stats(session)

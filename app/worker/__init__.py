@@ -1,4 +1,4 @@
-"""Background jobs: one procrastinate App; each domain's tasks module is listed in TASK_MODULES.
+"""Background jobs: one procrastinate App (`app.kit.jobs.job_app`); job modules are listed here.
 
 The App is built at import without opening anything: its connector connects only when the
 worker (`partnergate worker`) opens it. The API defers jobs on its own transaction's connection.
@@ -6,17 +6,18 @@ worker (`partnergate worker`) opens it. The API defers jobs on its own transacti
 
 from __future__ import annotations
 
-import procrastinate
+from app.kit.jobs import job_app
 
-# Every module that registers tasks on `worker_app`; add a domain's module here.
+# Every module that registers tasks on the App in this tree. `kit.jobs.TASK_MODULES` names the
+# job modules of the finished layout (app/worker/*_jobs.py); until the other domains' jobs move
+# there, the worker imports these.
 TASK_MODULES: tuple[str, ...] = (
     "app.worker.maintenance",
     "app.provisioning.tasks",
-    "app.membership.audit_tasks",
+    "app.worker.audit_jobs",
     "app.events.tasks",
 )
+job_app.import_paths = list(TASK_MODULES)
 
-worker_app = procrastinate.App(
-    connector=procrastinate.PsycopgConnector(),
-    import_paths=list(TASK_MODULES),
-)
+# The name the worker and the domains not yet moved use for the one App.
+worker_app = job_app

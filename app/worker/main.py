@@ -8,11 +8,11 @@ import structlog
 
 from app.db import libpq_url
 from app.events import service as events_service
-from app.membership.audit_tasks import register_schedule
 from app.provisioning.sender import Provisioner
 from app.provisioning.tasks import sweep_once
 from app.settings import Settings
 from app.worker import worker_app
+from app.worker.audit_jobs import register_schedule
 from app.worker.runtime import RESOURCES_KEY, started
 
 log = structlog.get_logger(__name__)

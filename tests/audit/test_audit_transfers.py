@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.models import AuditState
 from app.clients import service as clients_service
 from app.clients import transfers
 from app.clients.evidence import Evidence, Membership
 from app.clients.models import ClientStatus, EventSource, TransferState, VerifiedVia
-from app.membership.audit_models import AuditState
 from tests.audit.conftest import Auditor, put_clients, statuses
 
 PERSON = clients_service.Actor(EventSource.PERSON, name="dashboard")

@@ -6,16 +6,16 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.audit.models import AuditTrigger
+from app.audit.runner import run_once
 from app.clients import transfers
 from app.clients.evidence import Membership
 from app.clients.models import EventSource, TransferRequestEvent, TransferState
 from app.clients.service import Actor
-from app.membership.audit import run_once
-from app.membership.audit_models import AuditTrigger
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
-from tests.clients.conftest import Seed
+from tests.conftest import Seed
 
 Sessions = async_sessionmaker[AsyncSession]
 PERSON = Actor(EventSource.PERSON, name="ops-alice")

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 import structlog
 from procrastinate import JobContext
 
-from app.membership import audit
-from app.membership.audit_models import AuditTrigger
-from app.worker import runtime, worker_app
+from app.audit import runner
+from app.audit import service as audit_service
+from app.audit.models import AuditTrigger
+from app.kit.jobs import job_app
+from app.worker import runtime
 
 log = structlog.get_logger(__name__)
 
@@ -23,11 +25,11 @@ SCHEDULED_TASK = "audit.scheduled"
 PERIODIC_ID = "audit"
 
 
-@worker_app.task(name=audit.RUN_TASK, queue=audit.QUEUE, pass_context=True)
+@job_app.task(name=audit_service.RUN_TASK, queue=audit_service.QUEUE, pass_context=True)
 async def run_requested(context: JobContext, run_id: int) -> None:
     """Carry a run queued by `POST /v1/audits` to its end."""
     resources = runtime.resources_of(context)
-    await audit.run_once(
+    await runner.run_once(
         resources.sessionmaker,
         resources.engine,
         resources.settings,
@@ -36,13 +38,13 @@ async def run_requested(context: JobContext, run_id: int) -> None:
     )
 
 
-@worker_app.task(
-    name=SCHEDULED_TASK, queue=audit.QUEUE, queueing_lock=SCHEDULED_TASK, pass_context=True
+@job_app.task(
+    name=SCHEDULED_TASK, queue=audit_service.QUEUE, queueing_lock=SCHEDULED_TASK, pass_context=True
 )
 async def run_scheduled(context: JobContext, timestamp: int) -> None:
     """The run of the period starting at `timestamp` (skipped if another run is active)."""
     resources = runtime.resources_of(context)
-    await audit.run_once(
+    await runner.run_once(
         resources.sessionmaker,
         resources.engine,
         resources.settings,
@@ -53,7 +55,7 @@ async def run_scheduled(context: JobContext, timestamp: int) -> None:
 
 def register_schedule(cron: str) -> None:
     """Register (or re-register with a new cron) the periodic audit on the worker app."""
-    registry = worker_app.periodic_registry
+    registry = job_app.periodic_registry
     registry.periodic_tasks.pop((SCHEDULED_TASK, PERIODIC_ID), None)
     registry.register_task(
         task=run_scheduled,
