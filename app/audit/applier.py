@@ -39,7 +39,7 @@ class Applied:
 
 
 def _evidence(page: AccountPage) -> dict[str, Evidence]:
-    """ "Ours" evidence for each account on the page, in list order (a repeated id once)."""
+    """The "ours" evidence for each account on the page, in list order (a repeated id once)."""
     evidence: dict[str, Evidence] = {}
     for account in page.accounts:
         evidence.setdefault(
