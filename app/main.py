@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.access.router import router as access_router
 from app.access.wiring import access_service
+from app.audit.router import router as audit_router
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
 from app.ctct.client import build_ctct_client
@@ -19,9 +20,10 @@ from app.errors import install_problem_handlers
 from app.health.router import router as health_router
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
-from app.membership.audit_router import router as audit_router
+from app.membership.router import router as membership_router
 from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
+from app.overview.router import router as overview_router
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
@@ -89,6 +91,8 @@ def create_app(
     app.include_router(access_router)
     app.include_router(health_router)
     app.include_router(clients_router)
+    app.include_router(membership_router)
+    app.include_router(overview_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)
     app.include_router(ctct_webhooks_router)

@@ -8,8 +8,8 @@ import structlog
 
 from app.db import libpq_url
 from app.kit.jobs import job_app
-from app.membership.audit_tasks import register_schedule
 from app.settings import Settings
+from app.worker.audit_jobs import register_schedule
 from app.worker.provisioning_jobs import provisioning_resources, sweep_once
 from app.worker.runtime import RESOURCES_KEY, started
 

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from app.kit.pagination import Page
+
 
 class AuditRunOut(BaseModel):
     """One audit run: its progress, what it spent and what it changed."""
@@ -52,11 +54,6 @@ class HeldDemotionOut(BaseModel):
 
 
 class AuditRunDetail(AuditRunOut):
-    """A run with (a page of) the demotions it held."""
+    """A run with a page of the demotions it held (`limit` and `cursor` page them)."""
 
-    held: list[HeldDemotionOut]
-
-
-class AuditRunPage(BaseModel):
-    items: list[AuditRunOut]
-    next_before: int | None
+    held: Page[HeldDemotionOut]

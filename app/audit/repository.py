@@ -1,9 +1,12 @@
-"""SQL for audit runs, the ids a run saw, and held demotions."""
+"""SQL for audit runs, the ids a run saw, and held demotions.
+
+The clients a complete listing missed are found by joining `audit_seen` with `client` (a read);
+every change to a client goes through `app.clients.service`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,14 +14,14 @@ from sqlalchemy import BigInteger, delete, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.models import OPEN_TRANSFER_STATES, Client, ClientStatus, TransferRequest
-from app.membership.audit_models import (
+from app.audit.models import (
     ACTIVE_STATES,
     AuditHeldDemotion,
     AuditRun,
     AuditSeen,
     AuditState,
 )
+from app.clients.models import Client, ClientStatus
 
 
 async def insert_run(
@@ -63,7 +66,7 @@ async def active(session: AsyncSession) -> AuditRun | None:
 
 
 async def page(
-    session: AsyncSession, *, limit: int, before_id: int | None, state: str | None
+    session: AsyncSession, *, limit: int, before_id: int | None, state: str | None = None
 ) -> Sequence[AuditRun]:
     """Runs newest first, `limit` of them, older than `before_id` when given."""
     statement = select(AuditRun).order_by(AuditRun.id.desc()).limit(limit)
@@ -107,83 +110,6 @@ async def mark_seen(session: AsyncSession, run_id: int, account_ids: Sequence[st
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-@dataclass(frozen=True)
-class KnownClient:
-    encoded_account_id: str
-    status: str
-    site_owner_name: str | None
-    organization_name: str | None
-    billing_status: str | None
-    has_open_transfer: bool = False
-
-
-async def known(session: AsyncSession, account_ids: Sequence[str]) -> dict[str, KnownClient]:
-    """The clients we already have among `account_ids` (and whether a transfer is open)."""
-    open_transfer = (
-        select(TransferRequest.id)
-        .where(
-            TransferRequest.client_id == Client.id,
-            TransferRequest.state.in_([state.value for state in OPEN_TRANSFER_STATES]),
-        )
-        .exists()
-    )
-    statement = select(
-        Client.encoded_account_id,
-        Client.status,
-        Client.site_owner_name,
-        Client.organization_name,
-        Client.billing_status,
-        open_transfer,
-    ).where(Client.encoded_account_id.in_(list(account_ids)))
-    rows = (await session.execute(statement)).all()
-    return {row[0]: KnownClient(*row) for row in rows}
-
-
-async def confirm_approved(
-    session: AsyncSession, rows: Sequence[dict[str, Any]], now: datetime
-) -> int:
-    """Approved clients seen in the list: refresh verification and mirrored attributes at once.
-
-    Only rows still `approved` are touched; the version is bumped for optimistic concurrency.
-    """
-    if not rows:
-        return 0
-    statement = text(
-        """
-        UPDATE client AS c SET
-            verified_at = :now,
-            verified_via = 'partner_list',
-            evidence_status = 'approved',
-            site_owner_name = COALESCE(v.site_owner_name, c.site_owner_name),
-            organization_name = COALESCE(v.organization_name, c.organization_name),
-            billing_status = COALESCE(v.billing_status, c.billing_status),
-            updated_at = :now,
-            version = c.version + 1
-        FROM unnest(
-            CAST(:ids AS varchar[]), CAST(:owners AS text[]),
-            CAST(:orgs AS text[]), CAST(:billing AS varchar[])
-        ) AS v(encoded_account_id, site_owner_name, organization_name, billing_status)
-        WHERE c.encoded_account_id = v.encoded_account_id AND c.status = 'approved'
-        """
-    )
-    result = await session.execute(
-        statement,
-        {
-            "now": now,
-            "ids": [row["encoded_account_id"] for row in rows],
-            "owners": [row.get("site_owner_name") for row in rows],
-            "orgs": [row.get("organization_name") for row in rows],
-            "billing": [row.get("billing_status") for row in rows],
-        },
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def count_approved(session: AsyncSession) -> int:
-    statement = select(func.count()).where(Client.status == ClientStatus.APPROVED.value)
-    return int((await session.execute(statement)).scalar_one())
-
-
 def _missing(run_id: int, started_at: datetime) -> Any:
     """Approved clients not in this run's list and not confirmed since the run began."""
     seen = select(AuditSeen.encoded_account_id).where(
@@ -206,13 +132,15 @@ async def count_missing(session: AsyncSession, run_id: int, started_at: datetime
 async def missing_batch(
     session: AsyncSession, run_id: int, started_at: datetime, *, after_id: int, limit: int
 ) -> Sequence[tuple[int, str]]:
-    """The next `limit` missing clients by id, as (id, encoded_account_id)."""
+    """The next `limit` missing clients by id, as (id, encoded_account_id).
+
+    Not locked: `clients.service.demote_unless_confirmed` locks each and checks it again.
+    """
     statement = (
         select(Client.id, Client.encoded_account_id)
         .where(*_missing(run_id, started_at), Client.id > after_id)
         .order_by(Client.id)
         .limit(limit)
-        .with_for_update(of=Client)
     )
     return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
@@ -250,15 +178,17 @@ async def held_batch(
 
 
 async def held_page(
-    session: AsyncSession, run_id: int, *, limit: int, offset: int
+    session: AsyncSession, run_id: int, *, limit: int, after_client_id: int | None
 ) -> Sequence[AuditHeldDemotion]:
+    """A run's held demotions by client id, `limit` of them, after `after_client_id` if given."""
     statement = (
         select(AuditHeldDemotion)
         .where(AuditHeldDemotion.audit_run_id == run_id)
         .order_by(AuditHeldDemotion.client_id)
         .limit(limit)
-        .offset(offset)
     )
+    if after_client_id is not None:
+        statement = statement.where(AuditHeldDemotion.client_id > after_client_id)
     return (await session.execute(statement)).scalars().all()
 
 

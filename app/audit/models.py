@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -18,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.clients.models import StatusEvent
 from app.db import Base
 
 
@@ -129,3 +131,11 @@ class AuditHeldDemotion(Base):
     )
     encoded_account_id: Mapped[str] = mapped_column(String(64))
     applied: Mapped[bool | None]
+
+
+# `status_event.audit_run_id` references `audit_run`. The audit declares that reference, so the
+# clients' models need not know the audit: the full registry (`app.models`) carries it for Alembic
+# and the schema test, and a process that never loads the audit has no audit_run to resolve.
+Base.metadata.tables[StatusEvent.__tablename__].append_constraint(
+    ForeignKeyConstraint(["audit_run_id"], [AuditRun.id], ondelete="RESTRICT")
+)

@@ -6,15 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.deps import AuditorDep, ReaderDep, SessionDep
-from app.membership import audit as audit_service
-from app.membership import audit_repository
-from app.membership.audit_models import AuditState
-from app.membership.audit_schemas import AuditRunDetail, AuditRunOut, AuditRunPage, HeldDemotionOut
+from app.audit import service as audit_service
+from app.audit.models import AuditState
+from app.audit.schemas import AuditRunDetail, AuditRunOut
+from app.deps import AuditorDep, CursorsDep, ReaderDep, SessionDep
+from app.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"])
-
-HELD_PAGE = 1_000
 
 
 @router.post("", status_code=202, response_model=AuditRunOut, summary="Start an audit now")
@@ -27,19 +25,16 @@ async def start_audit(
     return AuditRunOut.model_validate(run)
 
 
-@router.get("", response_model=AuditRunPage, summary="Audit runs, newest first")
+@router.get("", response_model=Page[AuditRunOut], summary="Audit runs, newest first")
 async def list_audits(
     _: ReaderDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    before: Annotated[int | None, Query(description="cursor: runs older than this id")] = None,
+    cursors: CursorsDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
     state: Annotated[AuditState | None, Query()] = None,
-) -> AuditRunPage:
-    runs = await audit_repository.page(
-        session, limit=limit, before_id=before, state=state.value if state else None
-    )
-    items = [AuditRunOut.model_validate(run) for run in runs]
-    return AuditRunPage(items=items, next_before=items[-1].id if len(items) == limit else None)
+) -> Page[AuditRunOut]:
+    return await audit_service.list_runs(session, cursors, state=state, cursor=cursor, limit=limit)
 
 
 @router.get("/{run_id}", response_model=AuditRunDetail, summary="One audit run")
@@ -47,14 +42,12 @@ async def get_audit(
     run_id: int,
     _: ReaderDep,
     session: SessionDep,
-    held_offset: Annotated[int, Query(ge=0)] = 0,
+    cursors: CursorsDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> AuditRunDetail:
-    run = await audit_service.get_run(session, run_id)
-    held = await audit_repository.held_page(session, run.id, limit=HELD_PAGE, offset=held_offset)
-    return AuditRunDetail(
-        **AuditRunOut.model_validate(run).model_dump(exclude={"ctct_calls"}),
-        held=[HeldDemotionOut.model_validate(row) for row in held],
-    )
+    """The run, with a page of the demotions it held (`limit`, `cursor` page them)."""
+    return await audit_service.run_detail(session, cursors, run_id, cursor=cursor, limit=limit)
 
 
 @router.post(

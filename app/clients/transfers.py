@@ -1,4 +1,6 @@
-"""Person decisions on transfer requests (billing approval lives in `app.clients.service`).
+"""Transfer requests: a person's workflow, and their completion when the account becomes ours.
+
+Billing approval, the other person decision, lives in `app.clients.service`.
 
 Transfer request states (DESIGN.md §3):
 
