@@ -27,6 +27,7 @@ test: install lint ## lint, type-check, then the whole suite against a real Post
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
 
