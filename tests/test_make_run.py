@@ -51,7 +51,7 @@ def _postgres_running_in(datadir: Path) -> list[psutil.Process]:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
-    data_dir: Path, stop_signal: signal.Signals
+    data_dir: Path, stop_signal: signal.Signals, tmp_path: Path
 ) -> None:
     port = _free_port()
     env = {
@@ -60,22 +60,24 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
         if not key.startswith(("DATABASE_", "CTCT_", "PROVISION_", "TEST_DATABASE"))
     }
     env.update({"DATA_DIR": str(data_dir), "PORT": str(port), "ENVIRONMENT": "development"})
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "dev"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("w") as stderr_file:  # the child keeps its own copy
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "dev"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+            start_new_session=True,
+        )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(dev.stdout.readline, "")))  # type: ignore[union-attr]
     reader.start()
     try:
         deadline = time.monotonic() + READY_BOUND_SECONDS
         while not any("API key with every scope" in line for line in lines):
-            assert dev.poll() is None, "".join(lines)
+            assert dev.poll() is None, "".join(lines) + stderr_path.read_text()[-4000:]
             assert time.monotonic() < deadline, "not ready in time:\n" + "".join(lines)
             time.sleep(0.2)
         printed = "".join(lines)
