@@ -2,6 +2,8 @@
 
 Environment variable names are the group name and the field name joined by `_`, e.g.
 `CTCT_RATE_PER_SECOND` sets `settings.ctct.rate_per_second`. `.env.example` lists them all.
+An empty value (`CTCT_PARTNER_ID=`) means "unset", from the environment and from `.env` alike:
+compose, Kubernetes and env files write empty strings for settings nobody filled in.
 """
 
 from __future__ import annotations
@@ -137,6 +139,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_nested_delimiter="_",
         env_nested_max_split=1,
+        # One rule for every setting: empty is unset, so the default (or the refusal) applies.
+        env_ignore_empty=True,
         case_sensitive=False,
         extra="ignore",
     )
