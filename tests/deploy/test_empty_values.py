@@ -59,4 +59,5 @@ def test_empty_required_secrets_are_still_refused(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None)
 
-    assert "PROVISION_ENCRYPTION_KEYS is empty" in str(caught.value)
+    for name in ("CTCT_CLIENT_SECRET", "CTCT_API_KEY", "PROVISION_ENCRYPTION_KEYS"):
+        assert f"{name} is empty" in str(caught.value)
