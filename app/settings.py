@@ -109,6 +109,13 @@ class AuditSettings(BaseModel):
     max_demotion_ratio: float = Field(default=0.1, ge=0, le=1)
 
 
+class WorkerSettings(BaseModel):
+    # The worker's own HTTP server: /healthz for the orchestrator, /metrics for Prometheus.
+    host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
+    # 0 takes any free port (the worker logs which), as tests running many workers do.
+    port: int = Field(default=8001, ge=0, le=65535)
+
+
 class WebhookSettings(BaseModel):
     urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret: SecretStr | None = None
@@ -162,6 +169,7 @@ class Settings(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     def cursor_signing_secret(self) -> str:
         """The secret list cursors are signed with: shared by every replica of a deployment."""

@@ -81,6 +81,8 @@ def process_env(database_url: str, sandbox_url: str) -> dict[str, str]:
             "PROVISION_RETRY_CAP_SECONDS": "4",
             "PROVISION_WORKER_CONCURRENCY": "16",
             "PROVISION_WORKER_POLL_SECONDS": "0.2",
+            "WORKER_HOST": "127.0.0.1",
+            "WORKER_PORT": "0",
             **credentials_env(),
         }
     )

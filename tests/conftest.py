@@ -147,6 +147,8 @@ def build_settings(database_url: str, **overrides: object) -> Settings:
         "ctct": {**TEST_CREDENTIALS, **ctct},
         "provision": {"encryption_keys": [TEST_FERNET_KEY]},
         "sandbox_control": True,
+        # Many workers run at once in the suite: each listens on a free loopback port.
+        "worker": {"host": "127.0.0.1", "port": 0},
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -12,7 +12,8 @@ from app.membership.audit_tasks import register_schedule
 from app.provisioning.sender import Provisioner
 from app.provisioning.tasks import sweep_once
 from app.settings import Settings
-from app.worker import worker_app
+from app.worker import job_metrics, worker_app
+from app.worker.http_server import Phase, serving
 from app.worker.runtime import RESOURCES_KEY, started
 
 log = structlog.get_logger(__name__)
@@ -28,7 +29,10 @@ async def run_worker(
     install_signal_handlers: bool = True,
 ) -> None:
     """Run jobs until SIGTERM/SIGINT; in-flight work finishes or is handed back, never lost."""
-    async with started(settings, ctct_transport=ctct_transport) as resources:
+    async with (
+        started(settings, ctct_transport=ctct_transport) as resources,
+        serving(settings.worker, sessionmaker=resources.sessionmaker, job_app=worker_app) as http,
+    ):
         connector = procrastinate.PsycopgConnector(
             conninfo=libpq_url(resources.database_url),
             min_size=1,
@@ -48,6 +52,7 @@ async def run_worker(
                 register_schedule(settings.audit.schedule)
                 events_service.configure(settings.webhook)
                 log.info("worker.run.started", concurrency=settings.provision.worker_concurrency)
+                http.phase = Phase.RUNNING
                 await worker_app.run_worker_async(
                     concurrency=settings.provision.worker_concurrency,
                     fetch_job_polling_interval=settings.provision.worker_poll_seconds,
@@ -56,5 +61,6 @@ async def run_worker(
                     delete_jobs="successful",
                     additional_context={RESOURCES_KEY: resources},
                     install_signal_handlers=install_signal_handlers,
+                    worker_middleware=[job_metrics.measure],
                 )
                 log.info("worker.run.stopped")

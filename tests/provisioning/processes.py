@@ -51,6 +51,8 @@ def process_env(database_url: str, sandbox_url: str, **extra: str) -> dict[str, 
             "PROVISION_WAIT_SECONDS": "4",
             "PROVISION_WORKER_CONCURRENCY": "4",
             "LOG_LEVEL": "DEBUG",
+            "WORKER_HOST": "127.0.0.1",
+            "WORKER_PORT": "0",
             **credentials_env(),
         }
     )
