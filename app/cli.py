@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditRun, AuditState
 from app.auth import service as keys_service
 from app.auth.scopes import parse_scopes
 from app.db import create_engine, create_sessionmaker
@@ -116,17 +117,37 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_summary(run: AuditRun) -> str:
+    """A few human lines about a finished audit run."""
+    lines = [
+        f"audit run {run.id}: {run.state}",
+        f"  pages read {run.pages_read}; CTCT calls {run.ctct_calls} "
+        f"({run.list_calls} list, {run.token_calls} token)",
+        f"  clients seen {run.clients_seen}, added {run.clients_added}, "
+        f"changed {run.clients_changed}, demoted {run.demotions}, held {run.held_demotions}",
+        f"  duration {run.duration_ms} ms",
+    ]
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    if run.state == AuditState.HELD.value:
+        lines.append(
+            f"  demotions held: confirm with POST /v1/audits/{run.id}/confirm-demotions "
+            f"or reject with POST /v1/audits/{run.id}/reject-demotions"
+        )
+    return "\n".join(lines)
+
+
 def _audit_run(args: argparse.Namespace, url: str) -> int:
-    from app.membership import audit
+    from app.audit import runner
 
     settings = Settings()
     settings.database.url = url
-    run = asyncio.run(audit.run_standalone(settings, requested_by=os.environ.get("USER")))
+    run = asyncio.run(runner.run_with_own_engine(settings, requested_by=os.environ.get("USER")))
     if run is None:
         print("partnergate: an audit is already queued or running", file=sys.stderr)
         return 1
-    print(audit.summary(run))
-    return 0 if run.state in ("completed", "held") else 1
+    print(_audit_summary(run))
+    return 0 if run.state in (AuditState.COMPLETED.value, AuditState.HELD.value) else 1
 
 
 def _sandbox(args: argparse.Namespace) -> int:

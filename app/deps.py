@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.scopes import Scope
 from app.auth.service import Principal
 from app.errors import Forbidden, Unauthorized
+from app.kit.pagination import CursorCodec
 from app.settings import Settings
 from app.state import AppState
 
@@ -30,6 +31,14 @@ async def get_settings(state: StateDep) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_cursors(state: StateDep) -> CursorCodec:
+    """The codec that signs and checks every list's cursors."""
+    return state.cursors
+
+
+CursorsDep = Annotated[CursorCodec, Depends(get_cursors)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:

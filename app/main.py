@@ -8,25 +8,27 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from app.access.lifecycle import access_resources
 from app.access.router import router as access_router
+from app.access.wiring import access_service
+from app.audit.router import router as audit_router
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
 from app.ctct.client import build_ctct_client
+from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
-from app.events import service as events_service
-from app.events.ctct_router import router as ctct_webhooks_router
-from app.events.ctct_signature import CtctKeys
-from app.events.router import router as events_router
 from app.health.router import router as health_router
+from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
-from app.membership.audit_router import router as audit_router
+from app.membership.router import router as membership_router
+from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
+from app.overview.router import router as overview_router
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
 from app.state import AppState
+from app.webhooks.router import router as webhooks_router
 
 
 def create_app(
@@ -39,32 +41,42 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if resolved.database.url is None:
+        database_url = resolved.database.url
+        if database_url is None:
             raise RuntimeError("DATABASE_URL is not set (make run starts an embedded Postgres)")
         async with AsyncExitStack() as stack:
             engine = create_engine(
-                resolved.database.url,
+                database_url,
                 pool_size=resolved.database.pool_size,
                 max_overflow=resolved.database.max_overflow,
             )
             stack.push_async_callback(engine.dispose)
             sessionmaker = create_sessionmaker(engine)
-            state = AppState(
+            ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
+            stack.push_async_callback(ctct.aclose)
+            ctct_keys = CtctKeys.build(resolved.webhook, transport=ctct_transport)
+            stack.push_async_callback(ctct_keys.aclose)
+            access = await stack.enter_async_context(
+                access_service(
+                    resolved,
+                    database_url=database_url,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    ctct=ctct,
+                )
+            )
+            app.state.resources = AppState(
                 settings=resolved,
                 engine=engine,
                 sessionmaker=sessionmaker,
                 key_verifier=KeyVerifier(sessionmaker),
                 schema_heads=script_heads(),
+                ctct=ctct,
+                password_cipher=PasswordCipher(resolved.provision.encryption_keys),
+                ctct_keys=ctct_keys,
+                cursors=CursorCodec.from_secret(resolved.cursor_signing_secret()),
+                access=access,
             )
-            state.ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
-            stack.push_async_callback(state.ctct.aclose)
-            state.password_cipher = PasswordCipher(resolved.provision.encryption_keys)
-            state.ctct_keys = CtctKeys.build(resolved.webhook, transport=ctct_transport)
-            stack.push_async_callback(state.ctct_keys.aclose)
-            await stack.enter_async_context(access_resources(state))
-            events_service.configure(resolved.webhook)
-            stack.callback(events_service.configure, None)
-            app.state.resources = state
             yield
 
     app = FastAPI(
@@ -79,8 +91,10 @@ def create_app(
     app.include_router(access_router)
     app.include_router(health_router)
     app.include_router(clients_router)
+    app.include_router(membership_router)
+    app.include_router(overview_router)
     app.include_router(audit_router)
-    app.include_router(events_router)
+    app.include_router(webhooks_router)
     app.include_router(ctct_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)

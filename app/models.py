@@ -1,12 +1,12 @@
 """Every table, imported in one place for Alembic and the schema test."""
 
+from app.audit.models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.auth.models import ApiKey
 from app.clients.models import Client, StatusEvent, TransferRequest, TransferRequestEvent
-from app.ctct.tables import CtctBudget
+from app.ctct.models import CtctBudget
 from app.db import Base
-from app.events.models import WebhookDelivery
-from app.membership.audit_models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.provisioning.models import ProvisioningRequest
+from app.webhooks.models import WebhookDelivery, WebhookEvent
 
 __all__ = [
     "ApiKey",
@@ -21,4 +21,5 @@ __all__ = [
     "TransferRequest",
     "TransferRequestEvent",
     "WebhookDelivery",
+    "WebhookEvent",
 ]

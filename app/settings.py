@@ -120,7 +120,8 @@ class WebhookSettings(BaseModel):
     urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret: SecretStr | None = None
     ctct_jwks_url: str | None = None
-    # Outgoing deliveries: attempt n waits min(cap, base * 4**(n-1)) (+ jitter); then `failed`.
+    # Outgoing deliveries (read by the worker): after failed attempt n the next waits between
+    # base and min(cap, base * 4**(n-1)) (jittered); after max_attempts the delivery is `failed`.
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_cap_seconds: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=12, ge=1)

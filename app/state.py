@@ -2,32 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.service import KeyVerifier
+from app.kit.pagination import CursorCodec
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from app.access.service import AccessService
     from app.ctct.client import CtctClient
-    from app.events.ctct_signature import CtctKeys
+    from app.ctct.webhook_signature import CtctKeys
     from app.provisioning.crypto import PasswordCipher
 
 
-@dataclass
+class AccessDecisions(Protocol):
+    """The access check as its router uses it (`app.access.service.AccessService`).
+
+    A protocol, so this module needs nothing from `app.access`, which imports it.
+    """
+
+    async def check(self, account_id: str, *, actor_name: str | None = None) -> dict[str, Any]:
+        """The decision for one account, from our store."""
+
+    async def check_fresh(
+        self, account_id: str, *, actor_name: str | None = None
+    ) -> dict[str, Any]:
+        """The decision after asking CTCT first."""
+
+    async def check_many(
+        self, account_ids: Sequence[str], *, actor_name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One decision per id, in order."""
+
+
+@dataclass(frozen=True)
 class AppState:
-    """Process-wide resources; one instance lives on `app.state.resources`."""
+    """Process-wide resources, complete when built; one instance lives on `app.state.resources`."""
 
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     key_verifier: KeyVerifier
     schema_heads: tuple[str, ...]
-    ctct: CtctClient | None = None
-    access: AccessService | None = None
-    password_cipher: PasswordCipher | None = None
-    ctct_keys: CtctKeys | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    ctct: CtctClient
+    password_cipher: PasswordCipher
+    ctct_keys: CtctKeys
+    cursors: CursorCodec
+    access: AccessDecisions

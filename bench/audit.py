@@ -24,9 +24,9 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.audit import runner
+from app.audit.models import AuditTrigger
 from app.db import create_engine, create_sessionmaker
-from app.membership import audit
-from app.membership.audit_models import AuditTrigger
 from app.migrate import PROJECT_ROOT, upgrade
 from app.settings import Settings
 from bench.support import free_port, fresh_database, postgres_server
@@ -86,7 +86,7 @@ async def _case(n: int, rate: int, database_url: str, sandbox: str) -> tuple[flo
     baseline = _rss_kb("VmRSS")
     _reset_peak()
     started = time.perf_counter()
-    run = await audit.run_once(sessionmaker, engine, settings, trigger=AuditTrigger.CLI)
+    run = await runner.run_once(sessionmaker, engine, settings, trigger=AuditTrigger.CLI)
     wall = time.perf_counter() - started
     peak_mb = max(0, _rss_kb("VmHWM") - baseline) / 1024
     await engine.dispose()

@@ -21,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import service as keys_service
 from app.auth.scopes import Scope
+from app.clients import service as clients_service
+from app.clients.evidence import Evidence, Membership, MirroredAttributes
+from app.clients.models import EventSource, VerifiedVia
 from app.db import create_engine, create_sessionmaker, libpq_url
 from app.kit.embedded_postgres import EmbeddedPostgres
 from app.migrate import PROJECT_ROOT, upgrade
@@ -190,6 +193,49 @@ def api_key(sessionmaker: async_sessionmaker[AsyncSession]) -> ApiKeyFactory:
             )
 
     return make
+
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+async def reader(api_key: ApiKeyFactory) -> Headers:
+    return {"Authorization": f"Bearer {await api_key(Scope.CLIENTS_READ, name='reader')}"}
+
+
+@pytest.fixture
+async def decider(api_key: ApiKeyFactory) -> Headers:
+    key = await api_key(Scope.CLIENTS_DECIDE, Scope.CLIENTS_READ, name="ops-alice")
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+async def registrar(api_key: ApiKeyFactory) -> Headers:
+    return {"Authorization": f"Bearer {await api_key(Scope.CLIENTS_REGISTER, name='product')}"}
+
+
+Seed = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+def seed(sessionmaker: async_sessionmaker[AsyncSession]) -> Seed:
+    """Record one observation about an account, as an audit would."""
+
+    async def observe(account_id: str, membership: Membership, **attributes: str) -> None:
+        async with sessionmaker() as session, session.begin():
+            await clients_service.record_evidence(
+                session,
+                account_id,
+                Evidence(
+                    membership,
+                    VerifiedVia.PARTNER_LIST,
+                    f"seed_{membership.value}",
+                    MirroredAttributes(**attributes),
+                ),
+                clients_service.Actor(EventSource.AUDIT, name="seed"),
+            )
+
+    return observe
 
 
 # CTCT budget settings that keep the budget out of a test's way (the budget has its own tests).

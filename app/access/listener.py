@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 
 import psycopg
@@ -25,6 +24,7 @@ from psycopg import sql
 
 from app.access.cache import DecisionCache
 from app.clients.repository import STATUS_CHANNEL
+from app.kit.backoff import backoff_delay
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +33,8 @@ HEARTBEAT_SECONDS = 0.2
 HEARTBEAT_TIMEOUT_SECONDS = 5.0
 TRUST_SECONDS = 0.75
 RECONNECT_BASE_SECONDS = 0.1
+# Reconnects never spin: the first waits 50-100 ms, later ones up to the cap (full jitter).
+RECONNECT_FLOOR_SECONDS = 0.05
 RECONNECT_CAP_SECONDS = 5.0
 
 
@@ -69,9 +71,12 @@ class StatusListener:
                 self._cache.distrust()
                 self.connected.clear()
                 self._failures += 1
-                delay = RECONNECT_BASE_SECONDS * 2 ** min(self._failures - 1, 10)
-                delay = min(RECONNECT_CAP_SECONDS, delay)
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+                delay = backoff_delay(
+                    self._failures - 1,
+                    base=RECONNECT_BASE_SECONDS,
+                    cap=RECONNECT_CAP_SECONDS,
+                    floor=RECONNECT_FLOOR_SECONDS,
+                )
                 log.warning(
                     "access.listener.disconnected",
                     error_type=type(exc).__name__,

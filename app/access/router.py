@@ -12,13 +12,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.access.schemas import AccessBatchRequest, AccessBatchResponse, AccessDecision
-from app.access.service import AccessService
 from app.auth.scopes import Scope
 from app.auth.service import Principal
 from app.clients.schemas import ACCOUNT_ID, ACCOUNT_ID_RULE, check_account_id
 from app.deps import authenticate, authorize
 from app.errors import FieldError, ValidationFailed
-from app.state import AppState
+from app.state import AccessDecisions, AppState
 
 router = APIRouter(prefix="/v1", tags=["access"])
 
@@ -28,7 +27,7 @@ CONSISTENCY_VALUES = ("cached", "fresh")
 _BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
-async def _checker(request: Request) -> tuple[Principal, AccessService]:
+async def _checker(request: Request) -> tuple[Principal, AccessDecisions]:
     """`AccessCheckerDep` in one step, plus the service.
 
     The same checks as `app.deps.require(ACCESS_CHECK)` without FastAPI's dependency resolution,
@@ -38,12 +37,10 @@ async def _checker(request: Request) -> tuple[Principal, AccessService]:
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     secret = secret.strip() if scheme.lower() == "bearer" else ""
     principal = authorize(await authenticate(state, secret), Scope.ACCESS_CHECK)
-    service = state.access
-    assert service is not None, "the lifespan builds the access service"
-    return principal, service
+    return principal, state.access
 
 
-CheckerDep = Annotated[tuple[Principal, AccessService], Depends(_checker)]
+CheckerDep = Annotated[tuple[Principal, AccessDecisions], Depends(_checker)]
 
 
 @router.get(

@@ -106,9 +106,8 @@ class StatusEvent(Base):
     source: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
-    audit_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("audit_run.id", ondelete="RESTRICT")
-    )
+    # A foreign key to audit_run, declared by the audit's models (app/audit/models.py).
+    audit_run_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -176,7 +175,3 @@ class TransferRequestEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     audit_run_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-
-
-# status_event.audit_run_id references audit_run: register that table with the metadata too.
-from app.membership import audit_models as _audit_models  # noqa: E402, F401

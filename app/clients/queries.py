@@ -1,22 +1,16 @@
-"""Dashboard reads: the client list (filter, search, sort, keyset cursor), CSV export, stats.
+"""Dashboard reads: the client list (filter, search, sort, keyset cursor), CSV exports.
 
-A cursor is opaque to callers: base64url of a small JSON document (the sort, a digest of the
-filter, the last row's sort value and id) followed by a checksum. One that does not decode, was
-edited, or was made for another filter or sort is a 400 problem, never a wrong page.
+Lists follow the one convention (`app.kit.pagination`): a page of `limit` items and a signed
+cursor bound to the listing's filter and sort, so a cursor from another listing or an edited one
+is a 400 problem, never a wrong page.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
-import hashlib
 import io
-import json
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,25 +20,16 @@ from app.clients.repository import SORT_COLUMNS, ClientFilter
 from app.clients.schemas import (
     ClientDetail,
     ClientOut,
-    LastAudit,
-    Outbox,
-    Quota,
-    Stats,
     StatusEventOut,
     TransferEventOut,
     TransferRequestOut,
 )
-from app.ctct.client import CtctClient
 from app.errors import FieldError, NotFound, ValidationFailed
-from app.membership import audit_repository
-from app.provisioning import repository as provisioning_repository
+from app.kit.pagination import CursorCodec, Page
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 DEFAULT_SORT = "-updated_at"
 SORTS = tuple(sorted(f"{sign}{name}" for name in SORT_COLUMNS for sign in ("", "-")))
 _TIMESTAMP_SORTS = frozenset({"updated_at", "created_at"})
-_CHECKSUM_BYTES = 8
 
 CLIENT_CSV_COLUMNS = (
     "encoded_account_id",
@@ -128,14 +113,6 @@ def parse_sort(value: str | None) -> str:
     return value
 
 
-def parse_limit(value: int | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    if not 1 <= value <= MAX_LIMIT:
-        raise ValidationFailed([FieldError("limit", f"must be from 1 to {MAX_LIMIT}")])
-    return value
-
-
 def parse_query(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
@@ -147,61 +124,25 @@ def parse_query(value: str | None) -> str | None:
 # Cursors ---------------------------------------------------------------------------------------
 
 
-def _scope_digest(scope: object) -> str:
-    raw = json.dumps(scope, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def encode_cursor(scope: object, value: object, row_id: int) -> str:
-    """An opaque cursor after the row (`value`, `row_id`), valid only for `scope`."""
-    body = json.dumps(
-        {"s": _scope_digest(scope), "v": value, "i": row_id}, separators=(",", ":")
-    ).encode()
-    checksum = hashlib.sha256(body).digest()[:_CHECKSUM_BYTES]
-    return base64.urlsafe_b64encode(body + checksum).decode().rstrip("=")
-
-
 def _bad_cursor() -> ValidationFailed:
     return ValidationFailed(
         [FieldError("cursor", "is not a cursor this listing issued (use next_cursor as given)")]
     )
 
 
-def decode_cursor(cursor: str, scope: object) -> tuple[Any, int]:
-    """The (value, id) a cursor stands for; a 400 problem if it is malformed or foreign."""
-    if len(cursor) > 1024:
-        raise _bad_cursor()
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        raise _bad_cursor() from None
-    body, checksum = raw[:-_CHECKSUM_BYTES], raw[-_CHECKSUM_BYTES:]
-    if len(raw) <= _CHECKSUM_BYTES or hashlib.sha256(body).digest()[:_CHECKSUM_BYTES] != checksum:
-        raise _bad_cursor()
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise _bad_cursor() from None
-    if (
-        not isinstance(data, dict)
-        or data.get("s") != _scope_digest(scope)
-        or not isinstance(data.get("i"), int)
-        or isinstance(data.get("i"), bool)
-    ):
-        raise _bad_cursor()
-    return data.get("v"), data["i"]
-
-
 def _client_scope(where: ClientFilter) -> list[object]:
     return ["clients", where.sort, sorted(where.statuses), where.q]
 
 
-def _client_after(where: ClientFilter, cursor: str | None) -> tuple[str | datetime, int] | None:
-    if cursor is None:
+def _client_after(
+    cursors: CursorCodec, where: ClientFilter, cursor: str | None
+) -> tuple[str | datetime, int] | None:
+    position = cursors.decode(_client_scope(where), cursor)
+    if position is None:
         return None
-    value, row_id = decode_cursor(cursor, _client_scope(where))
-    if not isinstance(value, str):
+    if len(position) != 2 or not isinstance(position[0], str) or type(position[1]) is not int:
         raise _bad_cursor()
+    value, row_id = position
     if where.field in _TIMESTAMP_SORTS:
         try:
             return datetime.fromisoformat(value), row_id
@@ -210,32 +151,32 @@ def _client_after(where: ClientFilter, cursor: str | None) -> tuple[str | dateti
     return value, row_id
 
 
-def _cursor_value(value: str | datetime) -> str:
-    return value.isoformat() if isinstance(value, datetime) else value
+def _client_position(where: ClientFilter, client: Client) -> tuple[str, int]:
+    value = repository.sort_value(client, where.field)
+    return (value.isoformat() if isinstance(value, datetime) else value), client.id
 
 
 # Listing and export -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ClientPageResult:
-    items: Sequence[Client]
-    next_cursor: str | None
-
-
 async def list_clients(
-    session: AsyncSession, where: ClientFilter, *, cursor: str | None, limit: int
-) -> ClientPageResult:
-    """One page of clients and the cursor of the next (None at the end)."""
-    after = _client_after(where, cursor)
+    session: AsyncSession,
+    cursors: CursorCodec,
+    where: ClientFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> Page[ClientOut]:
+    """One page of clients in `where.sort` order, after the cursor's row."""
+    after = _client_after(cursors, where, cursor)
     rows = await repository.page_clients(session, where, after=after, limit=limit + 1)
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        value = _cursor_value(repository.sort_value(last, where.field))
-        next_cursor = encode_cursor(_client_scope(where), value, last.id)
-    return ClientPageResult(items, next_cursor)
+    return cursors.page(
+        rows,
+        limit=limit,
+        scope=_client_scope(where),
+        position_of=lambda client: _client_position(where, client),
+        item=ClientOut.model_validate,
+    )
 
 
 def _cell(value: object) -> str:
@@ -307,24 +248,29 @@ async def client_detail(session: AsyncSession, encoded_account_id: str) -> Clien
 # Transfer request listing ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TransferPageResult:
-    items: list[TransferRequestOut]
-    next_cursor: str | None
-
-
 async def list_transfers(
-    session: AsyncSession, states: tuple[str, ...], *, cursor: str | None, limit: int
-) -> TransferPageResult:
+    session: AsyncSession,
+    cursors: CursorCodec,
+    states: tuple[str, ...],
+    *,
+    cursor: str | None,
+    limit: int,
+) -> Page[TransferRequestOut]:
     """Transfer requests oldest first, filtered by state."""
-    scope = ["transfers", sorted(states)]
-    after_id = decode_cursor(cursor, scope)[1] if cursor is not None else None
-    rows = await repository.page_transfers(session, states, after_id=after_id, limit=limit + 1)
-    items = [transfer_out(request, client.encoded_account_id) for request, client in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor(scope, None, items[-1].id)
-    return TransferPageResult(items, next_cursor)
+    scope = ["transfer-requests", sorted(states)]
+    after = cursors.decode(scope, cursor)
+    if after is not None and (len(after) != 1 or type(after[0]) is not int):
+        raise _bad_cursor()
+    rows = await repository.page_transfers(
+        session, states, after_id=after[0] if after else None, limit=limit + 1
+    )
+    return cursors.page(
+        rows,
+        limit=limit,
+        scope=scope,
+        position_of=lambda row: (row[0].id,),
+        item=lambda row: transfer_out(row[0], row[1].encoded_account_id),
+    )
 
 
 async def export_transfers_csv(
@@ -350,46 +296,6 @@ async def export_transfers_csv(
                     request.updated_at,
                 )
             )
-
-
-# Stats ------------------------------------------------------------------------------------------
-
-
-async def stats(session: AsyncSession, ctct: CtctClient | None) -> Stats:
-    """Counts by status, the latest audit, the provisioning outbox and today's CTCT quota."""
-    counts = await repository.count_by_status(session)
-    by_status = {status.value: counts.get(status.value, 0) for status in ClientStatus}
-    runs = await audit_repository.page(session, limit=1, before_id=None, state=None)
-    last_audit = (
-        LastAudit(
-            id=runs[0].id,
-            state=runs[0].state,
-            trigger=runs[0].trigger,
-            created_at=runs[0].created_at,
-            started_at=runs[0].started_at,
-            finished_at=runs[0].finished_at,
-        )
-        if runs
-        else None
-    )
-    outbox = await provisioning_repository.outbox_stats(session)
-    quota = None
-    if ctct is not None:
-        snapshot = await ctct.budget.snapshot()
-        quota = Quota(
-            day=snapshot.day.isoformat(),
-            used=snapshot.used,
-            daily_quota=snapshot.daily_quota,
-            remaining_interactive=snapshot.remaining_interactive,
-            remaining_background=snapshot.remaining_background,
-        )
-    return Stats(
-        clients_by_status=by_status,
-        clients_total=sum(by_status.values()),
-        last_audit=last_audit,
-        provisioning_outbox=Outbox(depth=outbox.depth, oldest_created_at=outbox.oldest_created_at),
-        ctct_quota=quota,
-    )
 
 
 async def transfer_detail(session: AsyncSession, request_id: int) -> TransferRequestOut:

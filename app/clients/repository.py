@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clients.evidence import MirroredAttributes
 from app.clients.models import (
     OPEN_TRANSFER_STATES,
     Client,
+    ClientStatus,
     StatusEvent,
     TransferRequest,
     TransferRequestEvent,
+    VerifiedVia,
 )
 
 STATUS_CHANNEL = "client_status"
@@ -54,6 +57,81 @@ async def notify_status_changed(session: AsyncSession, encoded_account_id: str) 
         text("SELECT pg_notify(:channel, :payload)"),
         {"channel": STATUS_CHANNEL, "payload": encoded_account_id},
     )
+
+
+# Partner-list evidence in bulk (the audit) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownClient:
+    """What the audit needs to know about a listed account we already have."""
+
+    encoded_account_id: str
+    status: str
+    has_open_transfer: bool
+
+
+async def known(session: AsyncSession, account_ids: Sequence[str]) -> dict[str, KnownClient]:
+    """The clients we already have among `account_ids` (and whether a transfer is open)."""
+    open_transfer = (
+        select(TransferRequest.id)
+        .where(
+            TransferRequest.client_id == Client.id,
+            TransferRequest.state.in_([state.value for state in OPEN_TRANSFER_STATES]),
+        )
+        .exists()
+    )
+    statement = select(Client.encoded_account_id, Client.status, open_transfer).where(
+        Client.encoded_account_id.in_(list(account_ids))
+    )
+    rows = (await session.execute(statement)).all()
+    return {row[0]: KnownClient(row[0], row[1], bool(row[2])) for row in rows}
+
+
+async def confirm_approved(
+    session: AsyncSession,
+    listed: Mapping[str, MirroredAttributes],
+    *,
+    via: VerifiedVia,
+    now: datetime,
+) -> int:
+    """Approved clients confirmed ours: refresh verification and mirrored attributes at once.
+
+    Only rows still `approved` are touched; the version is bumped for optimistic concurrency.
+    """
+    if not listed:
+        return 0
+    statement = text(
+        """
+        UPDATE client AS c SET
+            verified_at = :now,
+            verified_via = :via,
+            evidence_status = :approved,
+            site_owner_name = COALESCE(v.site_owner_name, c.site_owner_name),
+            organization_name = COALESCE(v.organization_name, c.organization_name),
+            billing_status = COALESCE(v.billing_status, c.billing_status),
+            updated_at = :now,
+            version = c.version + 1
+        FROM unnest(
+            CAST(:ids AS varchar[]), CAST(:owners AS text[]),
+            CAST(:orgs AS text[]), CAST(:billing AS varchar[])
+        ) AS v(encoded_account_id, site_owner_name, organization_name, billing_status)
+        WHERE c.encoded_account_id = v.encoded_account_id AND c.status = :approved
+        """
+    )
+    result = await session.execute(
+        statement,
+        {
+            "now": now,
+            "via": via.value,
+            "approved": ClientStatus.APPROVED.value,
+            "ids": list(listed),
+            "owners": [attributes.site_owner_name for attributes in listed.values()],
+            "orgs": [attributes.organization_name for attributes in listed.values()],
+            "billing": [attributes.billing_status for attributes in listed.values()],
+        },
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # Client listing -------------------------------------------------------------------------------
@@ -146,7 +224,13 @@ async def stream_clients(session: AsyncSession, where: ClientFilter) -> AsyncIte
         yield client
 
 
+async def count_with_status(session: AsyncSession, status: ClientStatus) -> int:
+    statement = select(func.count()).where(Client.status == status.value)
+    return int((await session.execute(statement)).scalar_one())
+
+
 async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many clients hold each status (statuses nobody holds are absent)."""
     statement = select(Client.status, func.count()).group_by(Client.status)
     return {status: int(count) for status, count in (await session.execute(statement)).all()}
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.clients.models import ClientStatus, TransferState
 from app.errors import FieldError, ValidationFailed
@@ -28,6 +29,10 @@ def _account_id(value: str) -> str:
     return value
 
 
+AccountId = Annotated[str, AfterValidator(_account_id)]
+"""An `encoded_account_id` in a request body, held to the one rule."""
+
+
 def _note(value: str) -> str:
     stripped = value.strip()
     if not stripped:
@@ -37,18 +42,6 @@ def _note(value: str) -> str:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class RegisterClient(_Strict):
-    encoded_account_id: str
-    access_token: str | None = Field(
-        default=None,
-        description="the user's CTCT OAuth access token: used once for /account/summary, "
-        "never stored, logged or echoed",
-        repr=False,
-    )
-
-    _check_id = field_validator("encoded_account_id")(_account_id)
 
 
 class Decision(_Strict):
@@ -138,43 +131,3 @@ class TransferRequestOut(_Out):
 class ClientDetail(ClientOut):
     events: list[StatusEventOut]
     transfer_requests: list[TransferRequestOut]
-
-
-class ClientPage(BaseModel):
-    items: list[ClientOut]
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
-
-
-class TransferPage(BaseModel):
-    items: list[TransferRequestOut]
-    next_cursor: str | None
-
-
-class LastAudit(BaseModel):
-    id: int
-    state: str
-    trigger: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-class Outbox(BaseModel):
-    depth: int
-    oldest_created_at: datetime | None
-
-
-class Quota(BaseModel):
-    day: str
-    used: int
-    daily_quota: int
-    remaining_interactive: int
-    remaining_background: int
-
-
-class Stats(BaseModel):
-    clients_by_status: dict[str, int]
-    clients_total: int
-    last_audit: LastAudit | None
-    provisioning_outbox: Outbox | None
-    ctct_quota: Quota | None

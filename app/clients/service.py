@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +22,7 @@ from app.clients.evidence import (
 from app.clients.models import Client, ClientStatus, EventSource, StatusEvent, VerifiedVia
 from app.db import utcnow
 from app.errors import Conflict, NotFound
-from app.events import service as events_service
+from app.webhooks import service as webhooks_service
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +86,7 @@ async def _change_status(
         ),
     )
     await repository.notify_status_changed(session, client.encoded_account_id)
-    await events_service.status_changed(
+    await webhooks_service.status_changed(
         session,
         encoded_account_id=client.encoded_account_id,
         from_status=event.from_status,
@@ -142,6 +144,78 @@ async def record_evidence(
         session, client, target, reason=evidence.reason, actor=actor, previous=current
     )
     return Outcome(client, False, current, event)
+
+
+async def record_probe(
+    session: AsyncSession, encoded_account_id: str, evidence: Evidence, actor: Actor
+) -> Outcome:
+    """Record what a probe learned.
+
+    CTCT saying nothing (and reporting nothing) leaves a known client exactly as it was. An
+    answer that changes no status still moved `verified_at`, so every replica is told to re-read
+    the client (one caching it as stale would otherwise keep re-probing it).
+    """
+    answered = evidence.membership is not Membership.UNKNOWN
+    if not answered and not evidence.attributes.reported():
+        known = await repository.by_account_id(session, encoded_account_id)
+        if known is not None:
+            return Outcome(known, False, None, None)
+    outcome = await record_evidence(session, encoded_account_id, evidence, actor)
+    if answered and not outcome.changed:
+        await repository.notify_status_changed(session, encoded_account_id)
+    return outcome
+
+
+async def known_among(
+    session: AsyncSession, account_ids: Sequence[str]
+) -> dict[str, repository.KnownClient]:
+    """The clients we already have among `account_ids`: status, and whether a transfer is open."""
+    return await repository.known(session, account_ids)
+
+
+async def confirm_approved(
+    session: AsyncSession, listed: Mapping[str, MirroredAttributes], *, via: VerifiedVia
+) -> int:
+    """`Ours` evidence for many clients in one statement; only those still approved take it.
+
+    Their status does not change (no event, nothing to notify): verification is refreshed and the
+    site owner, organization and billing status mirrored. Returns how many were confirmed; the
+    caller applies `record_evidence` to the others.
+    """
+    return await repository.confirm_approved(session, listed, via=via, now=utcnow())
+
+
+async def demote_unless_confirmed(
+    session: AsyncSession,
+    encoded_account_id: str,
+    evidence: Evidence,
+    actor: Actor,
+    *,
+    since: datetime,
+) -> bool:
+    """Apply "not ours" evidence to a client still approved and not verified since `since`.
+
+    The client is locked while it is checked, so evidence recorded meanwhile (a probe confirming
+    it) wins. True when its status changed.
+    """
+    client = await repository.by_account_id(session, encoded_account_id, for_update=True)
+    if client is None or client.status != ClientStatus.APPROVED.value:
+        return False
+    if client.verified_at is not None and client.verified_at >= since:
+        return False
+    outcome = await record_evidence(session, encoded_account_id, evidence, actor)
+    return outcome.changed
+
+
+async def count_with_status(session: AsyncSession, status: ClientStatus) -> int:
+    """How many clients hold `status`."""
+    return await repository.count_with_status(session, status)
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many clients hold each status, every status listed."""
+    counts = await repository.count_by_status(session)
+    return {status.value: counts.get(status.value, 0) for status in ClientStatus}
 
 
 async def mirror_attributes(

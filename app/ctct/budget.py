@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
-from app.ctct.tables import CtctBudget
+from app.ctct.models import CtctBudget
 from app.db import utcnow
 from app.health.metrics import CTCT_QUOTA_LEFT, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings

@@ -1,41 +1,31 @@
 """The CTCT client: the only code in partnergate that sends HTTP to Constant Contact.
 
-Every partner call takes a grant from the shared budget, carries `x-api-key` and the partner JWT
-as `Authorization: Bearer …`, renews the token once on a 401 and sends once more, and maps every
-status to a `CtctError`. Reads retry a bounded number of times on retryable errors; writes never
-retry an ambiguous outcome, and account creation is never retried here (the provisioning outbox
-owns that).
+One method per CTCT operation: it builds the call, says whether it is a read (retried a bounded
+number of times on retryable errors) or a write (never retried after an ambiguous outcome;
+account creation is never retried here, the provisioning outbox owns that), and reads the answer
+into a typed result. `call_sender.CallSender` sends each call: budget, credentials, the one token
+renewal on a 401, retries, and every status mapped to a `CtctError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ctct.auth import PartnerTokenProvider
 from app.ctct.budget import CallBudget, Priority
-from app.ctct.errors import (
-    CtctBudgetTimeout,
-    CtctError,
-    CtctRateLimited,
-    CtctServerError,
-    CtctUnavailable,
-    UnavailableReason,
-    error_from_response,
-)
-from app.ctct.models import (
+from app.ctct.call_sender import CallSender, CtctCall, http_timeout
+from app.ctct.errors import CtctServerError
+from app.ctct.schemas import (
     AccountPage,
     AccountSummary,
     Cancellation,
@@ -43,32 +33,12 @@ from app.ctct.models import (
     ProvisionResult,
     SiteOwner,
 )
-from app.ctct.retry import backoff_delay
-from app.health.metrics import CTCT_CALLS, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings
 
-log = structlog.get_logger(__name__)
-
 M = TypeVar("M", bound=BaseModel)
-# Called once per HTTP attempt with the status (None when no answer came), so a caller such as
-# the audit can count the calls it spent, retries and token renewals included.
-CallHook = Callable[[int | None], None]
 
 LIST_LIMIT_MIN = 10
 LIST_LIMIT_MAX = 50
-CONNECT_TIMEOUT_CAP_SECONDS = 5.0
-THROTTLE_PENALTY_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class _Request:
-    operation: str
-    method: str
-    url: str
-    params: Mapping[str, str] | None = None
-    json: object | None = None
-    encoded_account_id: str | None = None
-    on_call: CallHook | None = None
 
 
 class CtctClient:
@@ -88,19 +58,19 @@ class CtctClient:
         owns_http: bool = False,
     ) -> None:
         self._http = http
-        self._settings = settings
-        self._tokens = tokens
         self._budget = budget
-        self._retry_base = retry_base_seconds
-        self._retry_cap = retry_cap_seconds
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._owns_http = owns_http
         self._base = settings.base_url.rstrip("/")
         self._origin = httpx.URL(self._base)
-        self._timeout = httpx.Timeout(
-            settings.timeout_seconds,
-            connect=min(CONNECT_TIMEOUT_CAP_SECONDS, settings.timeout_seconds),
+        self._sender = CallSender(
+            http,
+            settings,
+            tokens,
+            budget,
+            retry_base_seconds=retry_base_seconds,
+            retry_cap_seconds=retry_cap_seconds,
+            sleep=sleep,
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
         )
 
     @property
@@ -128,11 +98,11 @@ class CtctClient:
         self, body: Mapping[str, object], *, max_wait: float | None = None
     ) -> ProvisionResult:
         """`POST /partner/accounts`, sent once: a 503, 429 or timeout is raised, never retried."""
-        request = _Request("create_account", "POST", self._url("/partner/accounts"), json=body)
-        response = await self._call(
-            request, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
+        call = CtctCall("create_account", "POST", self._url("/partner/accounts"), json=body)
+        response = await self._sender.send(
+            call, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
         )
-        return self._parse(ProvisionResult, response, request)
+        return self._parse(ProvisionResult, response, call)
 
     async def list_accounts_page(
         self,
@@ -142,29 +112,23 @@ class CtctClient:
         account_type: str | None = None,
         priority: Priority = Priority.BACKGROUND,
         max_wait: float | None = None,
-        on_call: CallHook | None = None,
     ) -> AccountPage:
         """One page of `GET /partner/accounts`; pass the previous page's `next_href` to go on."""
         if next_href is None:
             params = {"limit": str(max(LIST_LIMIT_MIN, min(LIST_LIMIT_MAX, limit)))}
             if account_type is not None:
                 params["account_type"] = account_type
-            request = _Request(
-                "list_accounts",
-                "GET",
-                self._url("/partner/accounts"),
-                params=params,
-                on_call=on_call,
-            )
+            url = self._url("/partner/accounts")
+            call = CtctCall("list_accounts", "GET", url, params=params)
         else:
-            request = _Request("list_accounts", "GET", self._follow(next_href), on_call=on_call)
-        response = await self._call(request, priority=priority, retry=True, max_wait=max_wait)
-        body = self._json(response, request)
+            call = CtctCall("list_accounts", "GET", self._follow(next_href))
+        response = await self._sender.send(call, priority=priority, retry=True, max_wait=max_wait)
+        body = self._json(response, call)
         if not isinstance(body, dict) or not isinstance(body.get("site_owner_list"), list):
             raise CtctServerError(
                 "the account list has no site_owner_list",
                 status=response.status_code,
-                operation=request.operation,
+                operation=call.operation,
             )
         links = body.get("_links")
         next_link = links.get("next") if isinstance(links, dict) else None
@@ -175,7 +139,7 @@ class CtctClient:
             raise CtctServerError(
                 "the account list has an unreadable entry",
                 status=response.status_code,
-                operation=request.operation,
+                operation=call.operation,
             ) from exc
         return AccountPage(accounts=accounts, next_href=href if isinstance(href, str) else None)
 
@@ -186,7 +150,6 @@ class CtctClient:
         account_type: str | None = None,
         priority: Priority = Priority.BACKGROUND,
         max_wait: float | None = None,
-        on_call: CallHook | None = None,
     ) -> AsyncIterator[AccountPage]:
         """Every page of our partner list, following `_links.next.href` (one call per page)."""
         href: str | None = None
@@ -198,7 +161,6 @@ class CtctClient:
                 account_type=account_type,
                 priority=priority,
                 max_wait=max_wait,
-                on_call=on_call,
             )
             yield page
             if not page.next_href:
@@ -218,7 +180,6 @@ class CtctClient:
         account_type: str | None = None,
         priority: Priority = Priority.BACKGROUND,
         max_wait: float | None = None,
-        on_call: CallHook | None = None,
     ) -> AsyncIterator[SiteOwner]:
         """Every account under our partner, each once, across all pages."""
         seen: set[str] = set()
@@ -227,7 +188,6 @@ class CtctClient:
             account_type=account_type,
             priority=priority,
             max_wait=max_wait,
-            on_call=on_call,
         ):
             for account in page.accounts:
                 if account.encoded_account_id not in seen:
@@ -242,14 +202,14 @@ class CtctClient:
         max_wait: float | None = None,
     ) -> Plan:
         """`GET /partner/accounts/{id}/plan`: a 200 proves the account is ours."""
-        request = _Request(
+        call = CtctCall(
             "get_plan",
             "GET",
             self._account_url(encoded_account_id, "/plan"),
             encoded_account_id=encoded_account_id,
         )
-        response = await self._call(request, priority=priority, retry=True, max_wait=max_wait)
-        return self._parse(Plan, response, request)
+        response = await self._sender.send(call, priority=priority, retry=True, max_wait=max_wait)
+        return self._parse(Plan, response, call)
 
     async def set_plan(
         self,
@@ -266,17 +226,17 @@ class CtctClient:
             body["billing_day_of_month"] = billing_day_of_month
         if plan_group_id is not None:
             body["plan_group_id"] = plan_group_id
-        request = _Request(
+        call = CtctCall(
             "set_plan",
             "PUT",
             self._account_url(encoded_account_id, "/plan"),
             json=body,
             encoded_account_id=encoded_account_id,
         )
-        response = await self._call(
-            request, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
+        response = await self._sender.send(
+            call, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
         )
-        return self._parse(Plan, response, request)
+        return self._parse(Plan, response, call)
 
     async def cancel(
         self,
@@ -292,31 +252,31 @@ class CtctClient:
             body["effective_date"] = _iso(effective_date)
         if reason_id is not None:
             body["reason_id"] = reason_id
-        request = _Request(
+        call = CtctCall(
             "cancel",
             "PUT",
             self._account_url(encoded_account_id, "/status/cancel"),
             json=body,
             encoded_account_id=encoded_account_id,
         )
-        response = await self._call(
-            request, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
+        response = await self._sender.send(
+            call, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
         )
-        return self._parse(Cancellation, response, request)
+        return self._parse(Cancellation, response, call)
 
     async def account_summary(
         self, user_access_token: str, *, max_wait: float | None = None
     ) -> AccountSummary:
         """`GET /account/summary` with a user's OAuth token (used once, never kept or logged)."""
-        request = _Request("account_summary", "GET", self._url("/account/summary"))
-        response = await self._call(
-            request,
+        call = CtctCall("account_summary", "GET", self._url("/account/summary"))
+        response = await self._sender.send(
+            call,
             priority=Priority.INTERACTIVE,
             retry=True,
             max_wait=max_wait,
             user_token=user_access_token,
         )
-        return self._parse(AccountSummary, response, request)
+        return self._parse(AccountSummary, response, call)
 
     def _url(self, path: str) -> str:
         return self._base + path
@@ -338,169 +298,27 @@ class CtctClient:
             )
         return str(target)
 
-    async def _call(
-        self,
-        request: _Request,
-        *,
-        priority: Priority,
-        retry: bool,
-        max_wait: float | None,
-        user_token: str | None = None,
-    ) -> httpx.Response:
-        attempt = 0
-        started = time.monotonic()
-        while True:
-            try:
-                response = await self._authorized(request, priority, max_wait, user_token)
-            except CtctError as exc:
-                await self._absorb(exc, attempt)
-                retryable = (
-                    retry
-                    and exc.should_retry
-                    and not isinstance(exc, CtctBudgetTimeout)
-                    and attempt < self._settings.read_retries
-                )
-                fields = _error_fields(request, exc, attempt)
-                if not retryable:
-                    log.warning(f"ctct.{request.operation}.failed", **fields)
-                    raise
-                delay = (
-                    0.0
-                    if isinstance(exc, CtctRateLimited)
-                    else backoff_delay(
-                        attempt, base=self._retry_base, cap=self._retry_cap, rng=self._rng
-                    )
-                )
-                log.info(f"ctct.{request.operation}.retrying", delay=round(delay, 3), **fields)
-                await self._sleep(delay)
-                attempt += 1
-                continue
-            log.info(
-                f"ctct.{request.operation}.succeeded",
-                status=response.status_code,
-                attempts=attempt + 1,
-                duration_ms=round((time.monotonic() - started) * 1000),
-                encoded_account_id=request.encoded_account_id,
-            )
-            return response
-
-    async def _absorb(self, exc: CtctError, attempt: int) -> None:
-        """Share what a 429 taught us with every process through the budget."""
-        if not isinstance(exc, CtctRateLimited):
-            return
-        CTCT_RATE_LIMIT_WAITS.labels(reason=exc.kind).inc()
-        if exc.kind == "quota_exceeded":
-            await self._budget.mark_exhausted()
-        else:
-            await self._budget.penalize(
-                THROTTLE_PENALTY_SECONDS
-                + backoff_delay(attempt, base=self._retry_base, cap=self._retry_cap, rng=self._rng)
-            )
-
-    async def _authorized(
-        self,
-        request: _Request,
-        priority: Priority,
-        max_wait: float | None,
-        user_token: str | None,
-    ) -> httpx.Response:
-        if user_token is not None:
-            response = await self._send(request, user_token, priority, max_wait)
-        else:
-            token = await self._tokens.token()
-            response = await self._send(request, token, priority, max_wait)
-            if response.status_code == 401:
-                # The token may have been revoked or expired early: renew once, send once more.
-                self._tokens.invalidate(token)
-                log.info(f"ctct.{request.operation}.token_refused")
-                token = await self._tokens.token()
-                response = await self._send(request, token, priority, max_wait)
-        if response.is_success:
-            return response
-        raise error_from_response(
-            response.status_code,
-            response.content,
-            operation=request.operation,
-            encoded_account_id=request.encoded_account_id,
-        )
-
-    async def _send(
-        self, request: _Request, bearer: str, priority: Priority, max_wait: float | None
-    ) -> httpx.Response:
-        await self._budget.acquire(priority, max_wait=max_wait)
-        try:
-            response = await self._request(request, bearer)
-        except CtctUnavailable:
-            if request.on_call is not None:
-                request.on_call(None)
-            raise
-        if request.on_call is not None:
-            request.on_call(response.status_code)
-        return response
-
-    async def _request(self, request: _Request, bearer: str) -> httpx.Response:
-        headers = {
-            "x-api-key": self._settings.api_key.get_secret_value(),
-            "Authorization": f"Bearer {bearer}",
-            "Accept": "application/json",
-        }
-        try:
-            # httpx timeouts do not apply to every transport (ASGITransport ignores them).
-            async with asyncio.timeout(self._settings.timeout_seconds):
-                response = await self._http.request(
-                    request.method,
-                    request.url,
-                    params=request.params,
-                    json=request.json,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            CTCT_CALLS.labels(operation=request.operation, status="error").inc()
-            reason: UnavailableReason = (
-                "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
-            )
-            raise CtctUnavailable(
-                f"CTCT did not answer within {self._settings.timeout_seconds:g}s",
-                reason=reason,
-                operation=request.operation,
-            ) from exc
-        except httpx.ConnectError as exc:
-            CTCT_CALLS.labels(operation=request.operation, status="error").inc()
-            raise CtctUnavailable(
-                "could not connect to CTCT", reason="connect", operation=request.operation
-            ) from exc
-        except httpx.TransportError as exc:
-            CTCT_CALLS.labels(operation=request.operation, status="error").inc()
-            raise CtctUnavailable(
-                f"the connection to CTCT failed ({type(exc).__name__})",
-                reason="connection_lost",
-                operation=request.operation,
-            ) from exc
-        CTCT_CALLS.labels(operation=request.operation, status=str(response.status_code)).inc()
-        return response
-
     @staticmethod
-    def _json(response: httpx.Response, request: _Request) -> object:
+    def _json(response: httpx.Response, call: CtctCall) -> object:
         try:
             body: object = response.json()
         except ValueError as exc:
             raise CtctServerError(
                 "CTCT answered with a body that is not JSON",
                 status=response.status_code,
-                operation=request.operation,
+                operation=call.operation,
             ) from exc
         return body
 
-    def _parse(self, model: type[M], response: httpx.Response, request: _Request) -> M:
-        body = self._json(response, request)
+    def _parse(self, model: type[M], response: httpx.Response, call: CtctCall) -> M:
+        body = self._json(response, call)
         try:
             return model.model_validate(body)
         except ValidationError as exc:
             raise CtctServerError(
                 f"CTCT answered with an unexpected {model.__name__} body",
                 status=response.status_code,
-                operation=request.operation,
+                operation=call.operation,
             ) from exc
 
 
@@ -508,16 +326,6 @@ def _iso(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("effective_date must be timezone-aware")
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _error_fields(request: _Request, exc: CtctError, attempt: int) -> dict[str, object]:
-    return {
-        "error_type": type(exc).__name__,
-        "status": exc.status,
-        "error_key": exc.error_key,
-        "attempt": attempt + 1,
-        "encoded_account_id": request.encoded_account_id,
-    }
 
 
 def build_ctct_client(
@@ -533,10 +341,7 @@ def build_ctct_client(
     """
     http = httpx.AsyncClient(
         transport=transport,
-        timeout=httpx.Timeout(
-            settings.timeout_seconds,
-            connect=min(CONNECT_TIMEOUT_CAP_SECONDS, settings.timeout_seconds),
-        ),
+        timeout=http_timeout(settings),
         follow_redirects=False,
         event_hooks={"request": [on_request]} if on_request else None,
     )

@@ -1,86 +1,27 @@
-"""Typed results of CTCT calls; unknown fields CTCT adds later are ignored."""
+"""The `ctct_budget` table: one row per CTCT API key (by fingerprint), shared by every process."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import CheckConstraint, Date, DateTime, Integer, String, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-class CtctModel(BaseModel):
-    """Tolerant of fields the contract does not (yet) list."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+from app.db import Base
 
 
-class ProvisionResult(CtctModel):
-    """201 of `POST /partner/accounts`."""
+class CtctBudget(Base):
+    """Recent grant times (sliding window), today's count (UTC) and a shared 429 penalty."""
 
-    encoded_account_id: str
-    provision_uuid: str | None = None
+    __tablename__ = "ctct_budget"
+    __table_args__ = (CheckConstraint("quota_used >= 0", name="quota_used_not_negative"),)
 
-
-class SiteOwner(CtctModel):
-    """One `site_owner_list` entry of `GET /partner/accounts`."""
-
-    encoded_account_id: str
-    site_owner_name: str | None = None
-    organization_name: str | None = None
-    billing_status: str | None = None
-    subscriber_count: int | None = None
-    last_login_date: datetime | None = None
-
-
-class AccountPage(CtctModel):
-    """One page of our partner list and the path of the next page, if any."""
-
-    accounts: list[SiteOwner]
-    next_href: str | None = None
-
-
-class Tier(CtctModel):
-    """One billing tier (`TierObject`)."""
-
-    usage_type: str | None = None
-    current_usage: float | None = None
-    tier: int | None = None
-    tier_min: float | None = None
-    tier_max: float | None = None
-    price: float | None = None
-    currency_code: str | None = None
-
-
-class Plan(CtctModel):
-    """`PlanTiersObject`: the account's plan and billing status."""
-
-    plan_type: str | None = None
-    billing_status: str | None = None
-    billing_day_of_month: int | None = None
-    current_tiers: list[Tier] = Field(default_factory=list)
-
-
-class Cancellation(CtctModel):
-    """`AccountCancellation` as CTCT echoes it."""
-
-    effective_date: datetime | None = None
-    reason_id: int | None = None
-
-
-class AccountSummary(CtctModel):
-    """`Customer` from `GET /account/summary` (a user's own account)."""
-
-    encoded_account_id: str
-    encoded_partner_id: str | None = None
-    organization_name: str | None = None
-    contact_email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    country_code: str | None = None
-    state_code: str | None = None
-
-    @field_validator("encoded_partner_id", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+    key_fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recent_granted_at: Mapped[list[datetime]] = mapped_column(
+        ARRAY(DateTime(timezone=True)), server_default=text("'{}'")
+    )
+    quota_day: Mapped[date] = mapped_column(Date)
+    quota_used: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    penalty_ends_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -44,17 +44,19 @@ async def defer_in_transaction(
     One job per `queueing_lock` waits at a time. When one already waits, it is brought forward
     to `schedule_at` if it would run later: a job never waits past the time asked for now.
     """
-    raw = await (await session.connection()).get_raw_connection()
-    deferrer = job_app.configure_task(
-        name=task,
-        queue=queue,
-        connection=raw.driver_connection,
-        queueing_lock=queueing_lock,
-        schedule_at=schedule_at,
-    )
     try:
         # A savepoint: the unique violation of a waiting job must not end the caller's work.
+        # The connection is asked for inside it, which is what makes SQLAlchemy emit SAVEPOINT
+        # (procrastinate writes on the raw connection, which the session does not see).
         async with session.begin_nested():
+            raw = await (await session.connection()).get_raw_connection()
+            deferrer = job_app.configure_task(
+                name=task,
+                queue=queue,
+                connection=raw.driver_connection,
+                queueing_lock=queueing_lock,
+                schedule_at=schedule_at,
+            )
             await deferrer.defer_async(**arguments)
     except AlreadyEnqueued:
         if schedule_at is not None:

@@ -1,1 +1,1 @@
-"""Membership: asking CTCT whether an account is ours (probes) and reconciling our list."""
+"""Membership: asking CTCT whether an account is ours (probes), and the routes that probe."""

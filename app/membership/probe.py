@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients import repository as clients_repository
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import Client, VerifiedVia
@@ -21,7 +20,7 @@ from app.clients.service import Actor
 from app.ctct.budget import Priority
 from app.ctct.client import CtctClient
 from app.ctct.errors import CtctAuthError, CtctError, CtctNotFound, CtctNotOurs, CtctValidationError
-from app.ctct.models import AccountSummary, Plan
+from app.ctct.schemas import AccountSummary, Plan
 from app.errors import FieldError, ValidationFailed
 
 log = structlog.get_logger(__name__)
@@ -177,19 +176,7 @@ async def probe(
     evidence = combine(plan, summary, our_partner_id)
     answered = evidence.membership is not Membership.UNKNOWN
     async with sessionmaker() as session, session.begin():
-        known = None
-        if not answered and not evidence.attributes.reported():
-            known = await clients_repository.by_account_id(session, encoded_account_id)
-        if known is not None:
-            # CTCT said nothing: a known client stays exactly as it was.
-            outcome = clients_service.Outcome(known, False, None, None)
-        else:
-            outcome = await clients_service.record_evidence(
-                session, encoded_account_id, evidence, actor
-            )
-            if answered and not outcome.changed:
-                # verified_at moved: replicas caching "stale" for this client should re-read it.
-                await clients_repository.notify_status_changed(session, encoded_account_id)
+        outcome = await clients_service.record_probe(session, encoded_account_id, evidence, actor)
     client = outcome.client
     log.info(
         f"membership.probe.{'answered' if answered else 'unanswered'}",

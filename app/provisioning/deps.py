@@ -7,14 +7,12 @@ from typing import Annotated
 from fastapi import Depends
 
 from app.deps import StateDep
-from app.provisioning.sender import Provisioner
+from app.provisioning.resources import ProvisioningResources
 
 
-def get_provisioner(state: StateDep) -> Provisioner:
-    """The sender, from the lifespan's engine, CTCT client and password cipher."""
-    if state.ctct is None or state.password_cipher is None:
-        raise RuntimeError("the lifespan did not build the CTCT client or the password cipher")
-    return Provisioner(
+def get_provisioning_resources(state: StateDep) -> ProvisioningResources:
+    """What the flows need, from the lifespan's sessions, CTCT client and password cipher."""
+    return ProvisioningResources(
         settings=state.settings,
         sessionmaker=state.sessionmaker,
         ctct=state.ctct,
@@ -22,4 +20,4 @@ def get_provisioner(state: StateDep) -> Provisioner:
     )
 
 
-ProvisionerDep = Annotated[Provisioner, Depends(get_provisioner)]
+ProvisioningResourcesDep = Annotated[ProvisioningResources, Depends(get_provisioning_resources)]

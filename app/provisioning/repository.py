@@ -107,18 +107,6 @@ async def due_without_job(
     return [row[0] for row in rows]
 
 
-async def advance_job(session: AsyncSession, queueing_lock: str, at: datetime) -> None:
-    """Bring a waiting job forward to `at` (a job never waits past its request's next try)."""
-    await session.execute(
-        text(
-            "UPDATE procrastinate_jobs SET scheduled_at = :at "
-            "WHERE queueing_lock = :lock AND status = 'todo' "
-            "AND (scheduled_at IS NULL OR scheduled_at > :at)"
-        ),
-        {"lock": queueing_lock, "at": at},
-    )
-
-
 async def release_idempotency_keys(session: AsyncSession, created_before: datetime) -> int:
     """Forget the keys of finished requests older than the TTL; the rows stay as history."""
     statement = (

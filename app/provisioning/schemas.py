@@ -52,11 +52,6 @@ class ProvisioningRequestOut(BaseModel):
         )
 
 
-class ProvisioningPage(BaseModel):
-    items: list[ProvisioningRequestOut]
-    next_cursor: str | None
-
-
 class ProvisionedClient(BaseModel):
     """The client a successful provisioning created (201 body)."""
 

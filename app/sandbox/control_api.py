@@ -15,9 +15,8 @@ from starlette.routing import Route
 from app.sandbox.accounts import Account, AccountIdTaken, LoginNameTaken
 from app.sandbox.errors import InvalidInput
 from app.sandbox.faults import FaultKind, Operation
-from app.sandbox.partner_api import sandbox_state
 from app.sandbox.plans import billing_status
-from app.sandbox.state import SandboxState, UnknownAccount
+from app.sandbox.state import SandboxState, UnknownAccount, sandbox_state
 from app.sandbox.timefmt import parse_iso
 
 MAX_CONTROL_PAGE = 1_000

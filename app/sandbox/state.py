@@ -8,27 +8,27 @@ the lock is for tests that inspect or drive a sandbox served from another thread
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from starlette.requests import Request
 
 from app.ctct.provision_rules import validate_provision
-from app.sandbox.accounts import (
-    ACCOUNT_TYPES,
-    Account,
-    AccountBook,
-    AccountType,
-    is_account_id,
-)
+from app.sandbox.accounts import ACCOUNT_TYPES, Account, AccountBook, AccountType
 from app.sandbox.calls import CallLog, CallRecord
 from app.sandbox.clock import SandboxClock
 from app.sandbox.errors import InvalidInput
 from app.sandbox.faults import Fault, FaultBook, FaultKind, FaultPlan, Operation
 from app.sandbox.limits import DEFAULT_DAILY_QUOTA, DEFAULT_RATE_PER_SECOND, RateLimiter, Verdict
+from app.sandbox.new_accounts import (
+    DeferredCreate,
+    provision_due,
+    provisioned_account,
+    seed_account,
+    seed_trials,
+)
 from app.sandbox.partners import DEFAULT_PARTNERS, NO_PARTNER, OURS, Partner
-from app.sandbox.plans import BILLING_STATUSES, PLAN_TYPES, TRIAL, TRIAL_LENGTH
 from app.sandbox.plans import cancel as cancel_account
 from app.sandbox.plans import change_plan as change_account_plan
 from app.sandbox.tokens import PartnerTokens, UserGrant, UserTokens
@@ -42,15 +42,6 @@ class UnknownPartner(InvalidInput):
 
 class UnknownAccount(LookupError):
     """An encoded account id the sandbox does not know."""
-
-
-@dataclass(slots=True)
-class DeferredCreate:
-    """A create answered 503: CTCT stores it and provisions it once the outage is over."""
-
-    partner: str | None
-    body: dict[str, Any]
-    fault: Fault
 
 
 class SandboxState:
@@ -235,18 +226,8 @@ class SandboxState:
     def settle(self) -> None:
         """Provision, in order, the creates deferred by 503 windows that have ended."""
         with self._lock:
-            if not self.deferred:
-                return
-            now = self.now()
-            waiting: list[DeferredCreate] = []
-            for deferred in self.deferred:
-                if deferred.fault.active(now):
-                    waiting.append(deferred)
-                    continue
-                # A body whose login name got taken meanwhile is dropped, as CTCT would.
-                if not self.accounts.login_taken(str(deferred.body["login_name"])):
-                    self._provision(deferred.partner, deferred.body)
-            self.deferred = waiting
+            if self.deferred:
+                self.deferred = provision_due(self.deferred, self.accounts, self.now())
 
     def defer_provision(self, partner: str | None, body: dict[str, Any], fault: Fault) -> None:
         """Keep a create that met a 503 window, to provision once the window ends."""
@@ -258,34 +239,7 @@ class SandboxState:
         """Create an account from a valid create body; raise `LoginNameTaken` on a clash."""
         with self._lock:
             self.settle()
-            return self._provision(partner, body)
-
-    def _provision(self, partner: str | None, body: dict[str, Any]) -> Account:
-        def text(name: str) -> str | None:
-            value = body.get(name)
-            return value if isinstance(value, str) else None
-
-        account = Account(
-            encoded_account_id="",
-            login_name=str(body["login_name"]),
-            partner=partner,
-            contact_email=str(body["contact_email"]),
-            country_code=str(body["country_code"]).upper(),
-            state_code=str(body["state_code"]).upper(),
-            created_at=self.now(),
-            organization_name=text("organization_name"),
-            first_name=text("first_name"),
-            last_name=text("last_name"),
-            contact_phone=text("contact_phone"),
-            organization_phone=text("organization_phone"),
-            website=text("website"),
-            time_zone_id=text("time_zone_id"),
-            billing_locale=text("billing_locale") or "en_US",
-            partner_account_id=text("partner_account_id"),
-            managed=body.get("managed_site_owner") is True,
-            provision_uuid=str(uuid.uuid4()),
-        )
-        return self.accounts.add(account)
+            return self.accounts.add(provisioned_account(partner, body, self.now()))
 
     def seed_account(
         self,
@@ -310,44 +264,26 @@ class SandboxState:
         """Put an account straight into the sandbox; `partner` is "ours", "other" or "none"."""
         with self._lock:
             self.settle()
-            now = self.now()
-            partner_key = self.partner_key(partner)
-            if billing_status not in BILLING_STATUSES:
-                raise InvalidInput(f"billing_status must be one of {', '.join(BILLING_STATUSES)}")
-            if plan_type is None:
-                plan_type = TRIAL if billing_status in ("Trial", "Trial End") else "BRONZE"
-            if plan_type not in PLAN_TYPES:
-                raise InvalidInput(f"plan_type must be one of {', '.join(PLAN_TYPES)}")
-            if encoded_account_id is not None and not is_account_id(encoded_account_id):
-                raise InvalidInput(
-                    "encoded_account_id must be 'a0' and 10 lower-case alphanumerics"
-                )
-            if login_name is None:
-                login_name = f"seed{self._free_number('seed', len(self.accounts) + 1)}"
-            if billing_status != "Trial" and plan_type != TRIAL and billing_day_of_month is None:
-                billing_day_of_month = now.day
-            if created_at is None:
-                created_at = now - TRIAL_LENGTH if billing_status == "Trial End" else now
-            account = Account(
-                encoded_account_id=encoded_account_id or "",
+            return seed_account(
+                self.accounts,
+                self.now(),
+                partner=self.partner_key(partner),
                 login_name=login_name,
-                partner=partner_key,
-                contact_email=contact_email or f"{login_name.lower()}@example.com",
-                country_code=country_code,
-                state_code=state_code,
-                created_at=created_at,
-                organization_name=organization_name or f"{login_name} Inc.",
+                encoded_account_id=encoded_account_id,
+                organization_name=organization_name,
+                contact_email=contact_email,
                 first_name=first_name,
                 last_name=last_name,
-                managed=managed,
+                country_code=country_code,
+                state_code=state_code,
                 plan_type=plan_type,
-                billing_status="Trial" if billing_status == "Trial End" else billing_status,
+                billing_status=billing_status,
                 billing_day_of_month=billing_day_of_month,
                 subscriber_count=subscriber_count,
                 last_login_date=last_login_date,
-                cancel_effective_at=now if billing_status == "Canceled" else None,
+                managed=managed,
+                created_at=created_at,
             )
-            return self.accounts.add(account)
 
     def seed_accounts(
         self, count: int, *, partner: str | None = OURS, login_prefix: str = "seed"
@@ -357,34 +293,13 @@ class SandboxState:
             raise InvalidInput("count must not be negative")
         with self._lock:
             self.settle()
-            partner_key = self.partner_key(partner)
-            now = self.now()
-            created: list[Account] = []
-            number = 0
-            for _ in range(count):
-                number = self._free_number(login_prefix, number + 1)
-                login_name = f"{login_prefix}{number}"
-                account = Account(
-                    encoded_account_id="",
-                    login_name=login_name,
-                    partner=partner_key,
-                    contact_email=f"{login_name.lower()}@example.com",
-                    country_code="US",
-                    state_code="MA",
-                    created_at=now,
-                    organization_name=f"{login_name} Inc.",
-                    first_name="Seed",
-                    last_name=f"Owner {number}",
-                    subscriber_count=(number * 37) % 5000,
-                )
-                created.append(self.accounts.add(account))
-            return created
-
-    def _free_number(self, prefix: str, start: int) -> int:
-        number = start
-        while self.accounts.login_taken(f"{prefix}{number}"):
-            number += 1
-        return number
+            return seed_trials(
+                self.accounts,
+                count,
+                self.now(),
+                partner=self.partner_key(partner),
+                login_prefix=login_prefix,
+            )
 
     def find(self, encoded_account_id: str) -> Account | None:
         """The account with this id, if any."""
@@ -461,3 +376,8 @@ class SandboxState:
                 "deferred_creates": len(self.deferred),
                 "hanging_requests": self.hanging_requests,
             }
+
+
+def sandbox_state(request: Request) -> SandboxState:
+    """The state of the sandbox app serving `request`."""
+    return cast(SandboxState, request.app.state.sandbox)

@@ -31,10 +31,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.sandbox.partner_api import sandbox_state
 from app.sandbox.partners import OURS
 from app.sandbox.plans import TRIAL, PlanRejected
-from app.sandbox.state import SandboxState
+from app.sandbox.state import SandboxState, sandbox_state
 
 SIGNATURE_HEADER = "X-Ctct-Signature"
 ALGORITHM = "RS256"

@@ -1,22 +1,5 @@
-"""Background jobs: one procrastinate App; each domain's tasks module is listed in TASK_MODULES.
+"""Background jobs: their definitions (`*_jobs.py`), the worker's resources and entry point.
 
-The App is built at import without opening anything: its connector connects only when the
-worker (`partnergate worker`) opens it. The API defers jobs on its own transaction's connection.
+The procrastinate App and the list of job modules are `app.kit.jobs` (`job_app`,
+`TASK_MODULES`); domains defer jobs by task name and never import this package.
 """
-
-from __future__ import annotations
-
-import procrastinate
-
-# Every module that registers tasks on `worker_app`; add a domain's module here.
-TASK_MODULES: tuple[str, ...] = (
-    "app.worker.maintenance",
-    "app.provisioning.tasks",
-    "app.membership.audit_tasks",
-    "app.events.tasks",
-)
-
-worker_app = procrastinate.App(
-    connector=procrastinate.PsycopgConnector(),
-    import_paths=list(TASK_MODULES),
-)

@@ -7,13 +7,12 @@ import procrastinate
 import structlog
 
 from app.db import libpq_url
-from app.events import service as events_service
-from app.membership.audit_tasks import register_schedule
-from app.provisioning.sender import Provisioner
-from app.provisioning.tasks import sweep_once
+from app.kit.jobs import job_app
 from app.settings import Settings
-from app.worker import job_metrics, worker_app
+from app.worker import job_metrics
+from app.worker.audit_jobs import register_schedule
 from app.worker.http_server import Phase, serving
+from app.worker.provisioning_jobs import provisioning_resources, sweep_once
 from app.worker.runtime import RESOURCES_KEY, started
 
 log = structlog.get_logger(__name__)
@@ -31,29 +30,21 @@ async def run_worker(
     """Run jobs until SIGTERM/SIGINT; in-flight work finishes or is handed back, never lost."""
     async with (
         started(settings, ctct_transport=ctct_transport) as resources,
-        serving(settings.worker, sessionmaker=resources.sessionmaker, job_app=worker_app) as http,
+        serving(settings.worker, sessionmaker=resources.sessionmaker, job_app=job_app) as http,
     ):
         connector = procrastinate.PsycopgConnector(
             conninfo=libpq_url(resources.database_url),
             min_size=1,
             max_size=settings.provision.worker_concurrency + 2,
         )
-        with worker_app.replace_connector(connector):
-            async with worker_app.open_async():
+        with job_app.replace_connector(connector):
+            async with job_app.open_async():
                 # Whatever a previous worker left in flight is handed back before new work.
-                await sweep_once(
-                    Provisioner(
-                        settings=settings,
-                        sessionmaker=resources.sessionmaker,
-                        ctct=resources.ctct,
-                        cipher=resources.cipher,
-                    )
-                )
+                await sweep_once(provisioning_resources(resources))
                 register_schedule(settings.audit.schedule)
-                events_service.configure(settings.webhook)
                 log.info("worker.run.started", concurrency=settings.provision.worker_concurrency)
                 http.phase = Phase.RUNNING
-                await worker_app.run_worker_async(
+                await job_app.run_worker_async(
                     concurrency=settings.provision.worker_concurrency,
                     fetch_job_polling_interval=settings.provision.worker_poll_seconds,
                     shutdown_graceful_timeout=settings.ctct.timeout_seconds

@@ -6,18 +6,18 @@ import structlog
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
 
-from app.worker import worker_app
+from app.kit.jobs import job_app
 
 log = structlog.get_logger(__name__)
 
 
-@worker_app.periodic(cron="* * * * *", periodic_id="worker-retry-stalled")
-@worker_app.task(
+@job_app.periodic(cron="* * * * *", periodic_id="worker-retry-stalled")
+@job_app.task(
     name="worker.retry_stalled_jobs", queue="maintenance", queueing_lock="worker-retry-stalled"
 )
 async def retry_stalled_jobs(timestamp: int) -> None:
     """Jobs left `doing` by a worker that stopped sending heartbeats are queued again."""
-    manager = worker_app.job_manager
+    manager = job_app.job_manager
     for job in await manager.get_stalled_jobs():
         try:
             await manager.retry_job(job)

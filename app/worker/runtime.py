@@ -14,6 +14,7 @@ from app.ctct.client import CtctClient, build_ctct_client
 from app.db import create_engine, create_sessionmaker
 from app.provisioning.crypto import PasswordCipher
 from app.settings import Settings
+from app.webhooks.delivery_flow import build_http as build_webhook_http
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class WorkerResources:
     sessionmaker: async_sessionmaker[AsyncSession]
     ctct: CtctClient
     cipher: PasswordCipher
+    webhook_http: httpx.AsyncClient
 
 
 RESOURCES_KEY = "resources"
@@ -58,9 +60,11 @@ async def started(
         sessionmaker=create_sessionmaker(engine),
         ctct=ctct,
         cipher=PasswordCipher(settings.provision.encryption_keys),
+        webhook_http=build_webhook_http(settings.webhook),
     )
     try:
         yield resources
     finally:
+        await resources.webhook_http.aclose()
         await ctct.aclose()
         await engine.dispose()

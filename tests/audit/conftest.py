@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.audit import runner
+from app.audit.models import AuditRun, AuditTrigger
 from app.clients.models import ClientStatus
-from app.membership import audit
-from app.membership.audit_models import AuditRun, AuditTrigger
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
@@ -58,7 +58,7 @@ class Auditor:
 
     async def run(self, trigger: AuditTrigger = AuditTrigger.CLI) -> AuditRun:
         transport = httpx.ASGITransport(app=create_sandbox_app(self.sandbox))
-        run = await audit.run_once(
+        run = await runner.run_once(
             self.sessionmaker, self.engine, self.settings, trigger=trigger, transport=transport
         )
         assert run is not None

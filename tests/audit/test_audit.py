@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.models import AuditState
 from app.clients.models import ClientStatus
-from app.membership.audit_models import AuditState
 from tests.audit.conftest import Auditor, audit_events, put_clients, statuses
 
 APPROVED = ClientStatus.APPROVED

@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.audit import runner as audit_runner
+from app.audit.models import AuditState, AuditTrigger
 from app.auth.scopes import Scope
 from app.clients.models import ClientStatus
-from app.membership import audit
-from app.membership.audit_models import AuditState, AuditTrigger
 from app.migrate import PROJECT_ROOT
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.server import running_sandbox
@@ -20,6 +21,7 @@ from app.sandbox.state import SandboxState
 from app.settings import Settings
 from tests.audit.conftest import Auditor, put_clients, statuses
 from tests.conftest import ApiKeyFactory
+from tests.kit.paging import walk
 from tests.kit.polling import poll_until
 
 
@@ -50,7 +52,7 @@ async def test_post_queues_a_run_for_the_worker_and_a_second_one_conflicts(
 
     # What the worker's job does with the queued run:
     transport = httpx.ASGITransport(app=create_sandbox_app(auditor.sandbox))
-    done = await audit.run_once(
+    done = await audit_runner.run_once(
         sessionmaker, engine, settings, trigger=AuditTrigger.API, run_id=run_id, transport=transport
     )
     assert done is not None
@@ -79,7 +81,7 @@ async def test_held_demotions_are_applied_when_a_person_confirms_them(
     reader = {"Authorization": f"Bearer {await api_key(Scope.CLIENTS_READ)}"}
 
     detail = (await client.get(f"/v1/audits/{run.id}", headers=reader)).json()
-    assert sorted(row["encoded_account_id"] for row in detail["held"]) == sorted(gone)
+    assert sorted(row["encoded_account_id"] for row in detail["held"]["items"]) == sorted(gone)
     assert (
         await client.post(f"/v1/audits/{run.id}/confirm-demotions", headers=reader)
     ).status_code == 403
@@ -97,6 +99,65 @@ async def test_held_demotions_are_applied_when_a_person_confirms_them(
     assert {after[account] for account in listed} == {"approved"}
     again = await client.post(f"/v1/audits/{run.id}/confirm-demotions", headers=runner)
     assert again.status_code == 409
+
+
+@pytest.mark.parametrize(("limit", "pages"), [(5, 4), (6, 4), (500, 1)])
+async def test_held_demotions_walk_to_their_end_without_duplicates_or_an_empty_page(
+    client: httpx.AsyncClient,
+    api_key: ApiKeyFactory,
+    auditor: Auditor,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    limit: int,
+    pages: int,
+) -> None:
+    listed = [a.encoded_account_id for a in auditor.sandbox.seed_accounts(30, partner="ours")]
+    gone = [a.encoded_account_id for a in auditor.sandbox.seed_accounts(20, partner="other")]
+    await put_clients(sessionmaker, listed + gone, ClientStatus.APPROVED)
+    run = await auditor.run()
+    reader = {"Authorization": f"Bearer {await api_key(Scope.CLIENTS_READ)}"}
+
+    walked = await walk(
+        client,
+        f"/v1/audits/{run.id}",
+        headers=reader,
+        params={"limit": limit},
+        page_of=lambda body: body["held"],
+    )
+
+    rows = [row for page in walked for row in page]
+    assert len(walked) == pages
+    assert [row["client_id"] for row in rows] == sorted({row["client_id"] for row in rows})
+    assert sorted(row["encoded_account_id"] for row in rows) == sorted(gone)
+    first = (await client.get(f"/v1/audits/{run.id}?limit=1", headers=reader)).json()
+    foreign = await client.get(
+        "/v1/audits", params={"cursor": first["held"]["next_cursor"]}, headers=reader
+    )
+    assert foreign.status_code == 400
+    assert {error["field"] for error in foreign.json()["errors"]} == {"cursor"}
+
+
+@pytest.mark.parametrize(("runs", "limit", "pages"), [(4, 2, 2), (5, 2, 3)])
+async def test_the_audit_list_walks_to_its_end_without_duplicates_or_an_empty_page(
+    client: httpx.AsyncClient,
+    api_key: ApiKeyFactory,
+    auditor: Auditor,
+    runs: int,
+    limit: int,
+    pages: int,
+) -> None:
+    done = [(await auditor.run()).id for _ in range(runs)]
+    reader = {"Authorization": f"Bearer {await api_key(Scope.CLIENTS_READ)}"}
+
+    walked = await walk(client, "/v1/audits", headers=reader, params={"limit": limit})
+    completed = await walk(
+        client, "/v1/audits", headers=reader, params={"limit": limit, "state": "completed"}
+    )
+    held = await walk(client, "/v1/audits", headers=reader, params={"state": "held"})
+
+    assert len(walked) == len(completed) == pages
+    assert [run["id"] for page in walked for run in page] == sorted(done, reverse=True)
+    assert [run["id"] for page in completed for run in page] == sorted(done, reverse=True)
+    assert held == [[]]
 
 
 async def test_rejected_held_demotions_change_nobody(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients import decisions
+from app.audit.models import AuditState
 from app.clients import service as clients_service
+from app.clients import transfers
 from app.clients.evidence import Evidence, Membership
 from app.clients.models import ClientStatus, EventSource, TransferState, VerifiedVia
-from app.membership.audit_models import AuditState
 from tests.audit.conftest import Auditor, put_clients, statuses
 
 PERSON = clients_service.Actor(EventSource.PERSON, name="dashboard")
@@ -19,11 +19,11 @@ async def file_request(
     sessionmaker: async_sessionmaker[AsyncSession], account_id: str, *, submit: bool
 ) -> int:
     async with sessionmaker() as session, session.begin():
-        request = await decisions.file_transfer_request(
+        request = await transfers.file_transfer_request(
             session, account_id, note="please move it to us", actor=PERSON
         )
         if submit:
-            await decisions.change_transfer_request(
+            await transfers.change_transfer_request(
                 session, request.id, TransferState.SUBMITTED, note="sent to CTCT", actor=PERSON
             )
         return request.id

@@ -7,174 +7,17 @@ import io
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from structlog.testing import capture_logs
 
 from app.clients.evidence import Membership
 from app.sandbox.state import SandboxState
-from tests.clients.conftest import Headers, Seed
+from tests.clients.support import assert_problem, register, seed_many, status_of
+from tests.conftest import Headers, Seed
+from tests.kit.paging import walk
 
 M = Membership
 
 
-async def status_of(http: httpx.AsyncClient, headers: Headers, account_id: str) -> str:
-    response = await http.get(f"/v1/clients/{account_id}", headers=headers)
-    assert response.status_code == 200, response.text
-    status: str = response.json()["status"]
-    return status
-
-
-def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    if field is not None:
-        assert field in {error["field"] for error in response.json()["errors"]}
-
-
-# Registration ----------------------------------------------------------------------------------
-
-
-async def test_register_probes_and_returns_201_then_200(
-    sandboxed_client: httpx.AsyncClient, registrar: Headers, sandbox: SandboxState
-) -> None:
-    account = sandbox.seed_account(partner="ours", plan_type="SILVER", billing_status="Open")
-    body = {"encoded_account_id": account.encoded_account_id}
-
-    first = await sandboxed_client.post("/v1/clients", json=body, headers=registrar)
-    again = await sandboxed_client.post("/v1/clients", json=body, headers=registrar)
-
-    assert first.status_code == 201, first.text
-    assert first.json()["status"] == "approved"
-    assert first.json()["plan_type"] == "SILVER"
-    assert again.status_code == 200
-    assert again.json()["encoded_account_id"] == account.encoded_account_id
-
-
-async def test_the_user_token_is_used_once_and_never_stored_logged_or_echoed(
-    sandboxed_client: httpx.AsyncClient,
-    registrar: Headers,
-    sandbox: SandboxState,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    account = sandbox.seed_account(partner="none", organization_name="Solo LLC")
-    token = sandbox.mint_user_token(account.encoded_account_id)
-
-    with capture_logs() as logs:
-        response = await sandboxed_client.post(
-            "/v1/clients",
-            json={"encoded_account_id": account.encoded_account_id, "access_token": token},
-            headers=registrar,
-        )
-
-    assert response.status_code == 201
-    assert response.json()["status"] == "unaffiliated"
-    assert response.json()["organization_name"] == "Solo LLC"
-    assert token not in response.text
-    assert token not in repr(logs)
-    captured = capsys.readouterr()
-    assert token not in captured.out + captured.err
-    assert len(sandbox.calls.calls("/v3/account/summary")) == 1
-    async with sessionmaker() as session:
-        rows = await session.execute(
-            text(
-                "SELECT row_to_json(c)::text FROM client c UNION ALL "
-                "SELECT row_to_json(e)::text FROM status_event e"
-            )
-        )
-        assert all(token not in row for row in rows.scalars())
-
-
-async def test_a_token_for_another_account_is_a_400_and_nothing_is_stored(
-    sandboxed_client: httpx.AsyncClient,
-    registrar: Headers,
-    reader: Headers,
-    sandbox: SandboxState,
-) -> None:
-    account = sandbox.seed_account(partner="ours")
-    other = sandbox.seed_account(partner="other")
-    response = await sandboxed_client.post(
-        "/v1/clients",
-        json={
-            "encoded_account_id": account.encoded_account_id,
-            "access_token": sandbox.mint_user_token(other.encoded_account_id),
-        },
-        headers=registrar,
-    )
-
-    assert_problem(response, 400, "access_token")
-    missing = await sandboxed_client.get(
-        f"/v1/clients/{account.encoded_account_id}", headers=reader
-    )
-    assert missing.status_code == 404
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"encoded_account_id": ""},
-        {"encoded_account_id": "has space"},
-        {"encoded_account_id": "x" * 65},
-        {"encoded_account_id": "ok", "surprise": 1},
-        {},
-    ],
-)
-async def test_register_rejects_bad_bodies(
-    sandboxed_client: httpx.AsyncClient, registrar: Headers, body: dict[str, object]
-) -> None:
-    response = await sandboxed_client.post("/v1/clients", json=body, headers=registrar)
-    assert_problem(response, 400)
-
-
-async def test_ctct_down_registers_unverified_then_a_probe_approves(
-    sandboxed_client: httpx.AsyncClient,
-    registrar: Headers,
-    decider: Headers,
-    sandbox: SandboxState,
-) -> None:
-    account = sandbox.seed_account(partner="ours")
-    fault = sandbox.add_fault("unavailable", "all", seconds=3600)
-    body = {"encoded_account_id": account.encoded_account_id}
-
-    first = await sandboxed_client.post("/v1/clients", json=body, headers=registrar)
-    assert first.status_code == 201
-    assert first.json()["status"] == "unverified"
-    down = await sandboxed_client.post(
-        f"/v1/clients/{account.encoded_account_id}/probe", headers=decider
-    )
-    assert_problem(down, 503)
-    assert await status_of(sandboxed_client, decider, account.encoded_account_id) == "unverified"
-
-    sandbox.remove_fault(fault.id)
-    up = await sandboxed_client.post(
-        f"/v1/clients/{account.encoded_account_id}/probe", headers=decider
-    )
-
-    assert up.status_code == 200
-    assert up.json()["status"] == "approved"
-
-
-async def test_a_forced_probe_of_an_unknown_client_is_404(
-    sandboxed_client: httpx.AsyncClient, decider: Headers
-) -> None:
-    response = await sandboxed_client.post("/v1/clients/nobody/probe", headers=decider)
-    assert_problem(response, 404)
-
-
 # Billing approval through the API --------------------------------------------------------------
-
-
-async def register(
-    http: httpx.AsyncClient, headers: Headers, account_id: str, token: str | None = None
-) -> dict[str, object]:
-    body: dict[str, object] = {"encoded_account_id": account_id}
-    if token:
-        body["access_token"] = token
-    response = await http.post("/v1/clients", json=body, headers=headers)
-    assert response.status_code in (200, 201), response.text
-    result: dict[str, object] = response.json()
-    return result
 
 
 async def test_billing_approval_survives_not_ours_probes_until_the_account_becomes_ours(
@@ -305,17 +148,6 @@ async def test_malformed_ids_are_400_everywhere(
 # Listing, search, pagination, export ------------------------------------------------------------
 
 
-async def seed_many(seed: Seed, count: int) -> None:
-    memberships = [M.OURS, M.OTHER_PARTNER, M.NO_PARTNER, M.UNKNOWN]
-    for n in range(count):
-        await seed(
-            f"acct-{n:03d}",
-            memberships[n % 4],
-            organization_name=f"Org {n % 7}" if n % 5 else "",
-            contact_email=f"owner{n}@example.com",
-        )
-
-
 @pytest.mark.parametrize(
     "sort",
     [
@@ -353,6 +185,27 @@ async def test_pagination_walks_every_row_exactly_once(
     assert len(seen) == len(set(seen))
     if sort == "encoded_account_id":
         assert seen == sorted(seen)
+
+
+@pytest.mark.parametrize(
+    ("count", "limit", "pages"), [(20, 5, 4), (21, 5, 5), (3, 50, 1), (0, 5, 1)]
+)
+async def test_the_client_list_walks_to_its_end_without_duplicates_or_an_empty_page(
+    sandboxed_client: httpx.AsyncClient,
+    reader: Headers,
+    seed: Seed,
+    count: int,
+    limit: int,
+    pages: int,
+) -> None:
+    await seed_many(seed, count)
+
+    walked = await walk(sandboxed_client, "/v1/clients", headers=reader, params={"limit": limit})
+
+    seen = [item["encoded_account_id"] for page in walked for item in page]
+    assert len(walked) == pages
+    assert len(seen) == len(set(seen)) == count
+    assert all(len(page) == limit for page in walked[:-1])
 
 
 async def test_status_filter_takes_repeats_and_commas(
@@ -496,33 +349,6 @@ async def test_client_detail_has_events_and_transfer_requests(
     assert_problem(missing, 404)
 
 
-async def test_stats_count_by_status_and_show_the_quota(
-    sandboxed_client: httpx.AsyncClient,
-    reader: Headers,
-    registrar: Headers,
-    seed: Seed,
-    sandbox: SandboxState,
-) -> None:
-    await seed_many(seed, 8)
-    await register(
-        sandboxed_client, registrar, sandbox.seed_account(partner="ours").encoded_account_id
-    )
-
-    stats = (await sandboxed_client.get("/v1/stats", headers=reader)).json()
-
-    assert stats["clients_by_status"] == {
-        "approved": 3,
-        "billing_approved": 0,
-        "other_partner": 2,
-        "unaffiliated": 2,
-        "unverified": 2,
-    }
-    assert stats["clients_total"] == 9
-    assert stats["last_audit"] is None
-    assert stats["provisioning_outbox"]["depth"] == 0
-    assert stats["ctct_quota"]["used"] >= 1
-
-
 # Transfer requests --------------------------------------------------------------------------------
 
 
@@ -634,6 +460,37 @@ async def test_transfer_patch_bad_input(
         sandboxed_client, decider, request["id"], "submitted", version=request["version"] + 1
     )
     assert_problem(stale, 409)
+
+
+@pytest.mark.parametrize(("count", "limit", "pages"), [(6, 3, 2), (7, 3, 3)])
+async def test_the_transfer_request_list_walks_to_its_end_without_duplicates_or_an_empty_page(
+    sandboxed_client: httpx.AsyncClient,
+    decider: Headers,
+    seed: Seed,
+    count: int,
+    limit: int,
+    pages: int,
+) -> None:
+    for n in range(count):
+        await seed(f"acct-{n}", M.NO_PARTNER)
+        await file(sandboxed_client, decider, f"acct-{n}")
+
+    walked = await walk(
+        sandboxed_client, "/v1/transfer-requests", headers=decider, params={"limit": limit}
+    )
+
+    ids = [item["id"] for page in walked for item in page]
+    assert len(walked) == pages
+    assert ids == sorted(set(ids))
+    assert len(ids) == count
+    first = await sandboxed_client.get(
+        "/v1/transfer-requests", params={"limit": 1}, headers=decider
+    )
+    # A transfer-request cursor is no client-list cursor.
+    foreign = await sandboxed_client.get(
+        "/v1/clients", params={"cursor": first.json()["next_cursor"]}, headers=decider
+    )
+    assert_problem(foreign, 400, "cursor")
 
 
 async def test_transfer_requests_list_and_csv_export(

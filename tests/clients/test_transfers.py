@@ -6,16 +6,16 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.clients import decisions
+from app.audit.models import AuditTrigger
+from app.audit.runner import run_once
+from app.clients import transfers
 from app.clients.evidence import Membership
 from app.clients.models import EventSource, TransferRequestEvent, TransferState
 from app.clients.service import Actor
-from app.membership.audit import run_once
-from app.membership.audit_models import AuditTrigger
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
-from tests.clients.conftest import Seed
+from tests.conftest import Seed
 
 Sessions = async_sessionmaker[AsyncSession]
 PERSON = Actor(EventSource.PERSON, name="ops-alice")
@@ -27,18 +27,18 @@ async def test_open_requests_complete_and_closed_ones_stay(
 ) -> None:
     await seed("acct-1", Membership.NO_PARTNER)
     async with sessionmaker() as session, session.begin():
-        old = await decisions.file_transfer_request(session, "acct-1", note="a", actor=PERSON)
-        await decisions.change_transfer_request(
+        old = await transfers.file_transfer_request(session, "acct-1", note="a", actor=PERSON)
+        await transfers.change_transfer_request(
             session, old.id, TransferState.WITHDRAWN, note=None, actor=PERSON
         )
-        current = await decisions.file_transfer_request(session, "acct-1", note="b", actor=PERSON)
-        await decisions.change_transfer_request(
+        current = await transfers.file_transfer_request(session, "acct-1", note="b", actor=PERSON)
+        await transfers.change_transfer_request(
             session, current.id, TransferState.SUBMITTED, note=None, actor=PERSON
         )
 
     async with sessionmaker() as session, session.begin():
-        completed = await decisions.complete_transfer_requests_for(session, "acct-1", AUDIT)
-        nothing = await decisions.complete_transfer_requests_for(session, "unknown", AUDIT)
+        completed = await transfers.complete_transfer_requests_for(session, "acct-1", AUDIT)
+        nothing = await transfers.complete_transfer_requests_for(session, "unknown", AUDIT)
 
     assert [request.id for request in completed] == [current.id]
     assert nothing == []
@@ -65,7 +65,7 @@ async def test_an_audit_that_finds_the_account_completes_the_request_and_approve
     account = sandbox.seed_account(partner="none")
     await seed(account.encoded_account_id, Membership.NO_PARTNER)
     async with sessionmaker() as session, session.begin():
-        request = await decisions.file_transfer_request(
+        request = await transfers.file_transfer_request(
             session, account.encoded_account_id, note="owner asked", actor=PERSON
         )
     sandbox.move(account.encoded_account_id, "ours")
@@ -80,8 +80,8 @@ async def test_an_audit_that_finds_the_account_completes_the_request_and_approve
 
     assert run is not None
     async with sessionmaker() as session:
-        found = await decisions.repository.transfer_by_id(session, request.id)
-        client = await decisions.repository.by_account_id(session, account.encoded_account_id)
+        found = await transfers.repository.transfer_by_id(session, request.id)
+        client = await transfers.repository.by_account_id(session, account.encoded_account_id)
     assert found is not None
     assert found[0].state == "completed"
     assert client is not None

@@ -9,8 +9,10 @@ import httpx
 import pytest
 import respx
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ctct.budget import Priority
+from app.ctct.client import build_ctct_client
 from app.ctct.errors import (
     CtctAuthError,
     CtctBudgetExhausted,
@@ -22,8 +24,10 @@ from app.ctct.errors import (
     CtctUnavailable,
     CtctValidationError,
 )
+from app.sandbox.app import create_sandbox_app
 from app.sandbox.partners import OTHER, OTHER_PARTNER
-from tests.ctct.conftest import HarnessFactory, provision_body
+from app.sandbox.state import SandboxState
+from tests.ctct.conftest import HarnessFactory, ctct_settings, provision_body
 
 TOKEN_LIFETIME = 3600.0
 
@@ -484,15 +488,22 @@ async def test_a_next_link_to_another_host_is_refused_before_credentials_leave(
     assert not elsewhere.called
 
 
-async def test_the_audit_can_count_every_list_call_including_retries(
-    make_harness: HarnessFactory,
+async def test_the_request_hook_sees_every_attempt_including_retries_and_the_token_fetch(
+    engine: AsyncEngine, sandbox: SandboxState
 ) -> None:
-    h = make_harness()
-    h.sandbox.seed_accounts(120)
-    h.sandbox.add_fault("unavailable", "list", count=1)
-    statuses: list[int | None] = []
+    sandbox.seed_accounts(120)
+    sandbox.add_fault("unavailable", "list", count=1)
+    sent: list[str] = []
 
-    pages = [page async for page in h.client.iter_account_pages(on_call=statuses.append)]
+    async def on_request(request: httpx.Request) -> None:
+        sent.append(request.url.path)
+
+    transport = httpx.ASGITransport(app=create_sandbox_app(sandbox))
+    async with build_ctct_client(
+        ctct_settings(), engine=engine, transport=transport, on_request=on_request
+    ) as client:
+        pages = [page async for page in client.iter_account_pages()]
 
     assert len(pages) == 3
-    assert statuses == [503, 200, 200, 200]
+    assert sent == ["/oauth2/token"] + ["/v3/partner/accounts"] * 4
+    assert [c.status for c in sandbox.calls.calls("/v3/partner/accounts")] == [503, 200, 200, 200]

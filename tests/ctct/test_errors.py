@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
@@ -21,7 +20,6 @@ from app.ctct.errors import (
     error_from_response,
     parse_error_body,
 )
-from app.ctct.retry import backoff_delay
 
 
 def _body(value: object) -> bytes:
@@ -162,16 +160,3 @@ def test_validation_errors_keep_every_message_for_the_caller() -> None:
     ]
     assert error.error_key == "k"
     assert "create_account" in str(error)
-
-
-def test_backoff_is_capped_exponential_with_full_jitter() -> None:
-    rng = random.Random(7)
-    delays = [[backoff_delay(n, base=1.0, cap=10.0, rng=rng) for _ in range(200)] for n in range(8)]
-
-    for attempt, samples in enumerate(delays):
-        ceiling = min(10.0, 2.0**attempt)
-        assert all(0.0 <= d <= ceiling for d in samples)
-        assert max(samples) > ceiling * 0.8
-    assert backoff_delay(10_000, base=1.0, cap=30.0) <= 30.0
-    with pytest.raises(ValueError, match="attempt"):
-        backoff_delay(-1, base=1.0, cap=1.0)

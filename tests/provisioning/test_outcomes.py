@@ -240,35 +240,6 @@ async def test_ctct_400_fails_the_request_with_its_errors_and_no_password(
     assert password_hits(database_url) == []
 
 
-async def test_the_dashboard_lists_requests_by_state_with_a_cursor(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
-) -> None:
-    for number in range(3):
-        login = unique_login()
-        response = await api.post(
-            "/v1/accounts", json=body_for(login), headers={"Idempotency-Key": f"list-{number}"}
-        )
-        assert response.status_code == 201
-    taken = unique_login()
-    await sandbox.post("/_sandbox/accounts", json={"login_name": taken})
-    await api.post("/v1/accounts", json=body_for(taken), headers={"Idempotency-Key": "list-x"})
-
-    first = await api.get("/v1/provisioning", params={"state": "succeeded", "limit": 2})
-    second = await api.get(
-        "/v1/provisioning",
-        params={"state": "succeeded", "limit": 2, "cursor": first.json()["next_cursor"]},
-    )
-    failed = await api.get("/v1/provisioning", params={"state": "failed"})
-    bad_cursor = await api.get("/v1/provisioning", params={"cursor": "nonsense"})
-
-    assert [item["id"] for item in first.json()["items"]] == [3, 2]
-    assert [item["id"] for item in second.json()["items"]] == [1]
-    assert second.json()["next_cursor"] is None
-    assert [item["login_name"] for item in failed.json()["items"]] == [taken]
-    assert bad_cursor.status_code == 400
-    assert PASSWORD not in first.text + second.text + failed.text
-
-
 async def test_an_unknown_request_is_404(api: httpx.AsyncClient) -> None:
     response = await api.get("/v1/provisioning/999")
     assert response.status_code == 404

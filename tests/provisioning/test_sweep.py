@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import libpq_url
 from app.provisioning.crypto import PasswordCipher
-from app.provisioning.sender import Provisioner
-from app.provisioning.tasks import sweep_once
+from app.provisioning.resources import ProvisioningResources
 from app.settings import Settings
+from app.worker.provisioning_jobs import sweep_once
 from tests.provisioning.conftest import body_for, table_rows, unique_login
 
 
@@ -54,7 +54,7 @@ async def test_the_sweep_returns_abandoned_work_and_releases_old_keys(
     state = app.state.resources
 
     await sweep_once(
-        Provisioner(
+        ProvisioningResources(
             settings=settings,
             sessionmaker=sessionmaker,
             ctct=state.ctct,

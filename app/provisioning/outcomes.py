@@ -1,0 +1,216 @@
+"""The outcome ladder: what an attempt's answer from CTCT means for its request (no I/O).
+
+An attempt that did not create the account ends in one of two outcomes:
+
+- `RetryLater`: send again after a backoff (not before `not_before` when CTCT or our budget
+  says when), noting when an earlier attempt may have reached CTCT (`may_exist`), so the next
+  one looks in our partner list before sending;
+- `Finish`: end the request as failed or needs_attention, with the problem a replay answers.
+
+The attempt flow (`attempt_flow`) records the outcome; a 409 after an attempt whose outcome is
+unknown first sends it to our partner list, so only what follows that look is decided here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from app.ctct.budget import next_utc_midnight
+from app.ctct.errors import (
+    CtctAuthError,
+    CtctBudgetExhausted,
+    CtctBudgetTimeout,
+    CtctConflict,
+    CtctError,
+    CtctRateLimited,
+    CtctServerError,
+    CtctUnavailable,
+    CtctValidationError,
+    ErrorDetail,
+)
+from app.ctct.provision_rules import PROVISION_FIELDS
+from app.db import utcnow
+from app.errors import FieldError
+from app.kit.backoff import backoff_delay
+from app.provisioning.crypto import PasswordUndecryptable
+from app.provisioning.errors import (
+    CtctRejectedBody,
+    LoginNameTaken,
+    ProvisioningExpired,
+    ProvisioningNeedsAttention,
+)
+from app.provisioning.models import RequestState
+from app.settings import ProvisionSettings
+
+REDACTED = "[redacted]"
+
+EndingProblem = LoginNameTaken | CtctRejectedBody | ProvisioningNeedsAttention | ProvisioningExpired
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """Send again later; `may_exist`: an earlier attempt may have created the account."""
+
+    last_error: str
+    may_exist: bool = False
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """End the request (failed or needs_attention); `problem` is what a replay answers."""
+
+    state: RequestState
+    problem: EndingProblem
+    erase_password: bool
+    result: dict[str, object] | None = None
+
+
+Outcome = RetryLater | Finish
+
+
+def of_failure(
+    exc: CtctError | TimeoutError, *, password: str | None, attempt_bound: float
+) -> Outcome:
+    """The ladder: the outcome of a create call CTCT answered with an error (409 aside)."""
+    if isinstance(exc, CtctValidationError):
+        errors = [_field_error(detail, password) for detail in exc.errors] or [
+            FieldError("body", scrub(exc.message, password))
+        ]
+        return Finish(
+            RequestState.FAILED,
+            CtctRejectedBody(errors),
+            erase_password=True,
+            result={"ctct_errors": [dict(error) for error in errors]},
+        )
+    if isinstance(exc, CtctRateLimited):
+        not_before = next_utc_midnight(utcnow()) if exc.kind == "quota_exceeded" else None
+        return RetryLater(scrub(str(exc), password), not_before=not_before)
+    if isinstance(exc, CtctBudgetExhausted):
+        return RetryLater(str(exc), not_before=exc.resets_at)
+    if isinstance(exc, CtctBudgetTimeout):
+        return RetryLater(str(exc))
+    if isinstance(exc, CtctUnavailable):
+        return RetryLater(scrub(str(exc), password), may_exist=exc.request_may_have_been_processed)
+    if isinstance(exc, TimeoutError):
+        return RetryLater(f"no answer within {attempt_bound:g}s; outcome unknown", may_exist=True)
+    if isinstance(exc, CtctServerError) and exc.should_retry:
+        return RetryLater(scrub(str(exc), password), may_exist=True)
+    if isinstance(exc, CtctAuthError):
+        # Our credentials were refused before anything was created; an operator must fix them.
+        return RetryLater(scrub(str(exc), password))
+    return unexpected(exc, password)
+
+
+def login_name_taken(login_name: str, exc: CtctConflict, password: str | None) -> Finish:
+    """A 409 to a first send (nothing of ours can exist yet): the login name is someone's."""
+    return Finish(
+        RequestState.FAILED,
+        LoginNameTaken(f"The login name {login_name!r} is already taken at CTCT."),
+        erase_password=True,
+        result={"ctct_errors": _details(exc.errors, password)},
+    )
+
+
+def taken_and_not_listed(exc: CtctConflict, password: str | None) -> Finish:
+    """A 409 after an attempt whose outcome is unknown, and our partner list lacks the login."""
+    return Finish(
+        RequestState.NEEDS_ATTENTION,
+        ProvisioningNeedsAttention(
+            "CTCT says the login name is taken, after an earlier attempt whose outcome is "
+            "unknown, and no account with that login name is in our partner list: it may "
+            "belong to someone else, or CTCT may still be creating ours. A person must check."
+        ),
+        erase_password=False,
+        result={"ctct_errors": _details(exc.errors, password)},
+    )
+
+
+def partner_list_unreadable(exc: CtctError, *, after_conflict: bool) -> RetryLater:
+    """Our partner list could not be read to look for an account that may exist."""
+    if after_conflict:
+        return RetryLater(
+            f"CTCT answered 409 and the partner list could not be read: {exc}", may_exist=True
+        )
+    return RetryLater(f"could not check the partner list first: {exc}", may_exist=True)
+
+
+def gave_up(*, may_exist: bool, max_age: timedelta) -> Finish:
+    """PROVISION_MAX_AGE has passed."""
+    if may_exist:
+        return Finish(
+            RequestState.NEEDS_ATTENTION,
+            ProvisioningNeedsAttention(
+                f"Gave up after PROVISION_MAX_AGE ({max_age}); an earlier attempt may have "
+                "reached CTCT, but the account is not in our partner list. CTCT may still "
+                "create it; a person must check."
+            ),
+            erase_password=False,
+        )
+    return Finish(
+        RequestState.FAILED,
+        ProvisioningExpired(
+            f"Gave up after PROVISION_MAX_AGE ({max_age}); CTCT never accepted the request, "
+            "so no account was created."
+        ),
+        erase_password=False,
+    )
+
+
+def undecryptable(exc: PasswordUndecryptable) -> Finish:
+    """The stored password cannot be read with the configured keys."""
+    return Finish(
+        RequestState.NEEDS_ATTENTION,
+        ProvisioningNeedsAttention(
+            f"{exc}; configure the retired key in PROVISION_ENCRYPTION_KEYS and retry"
+        ),
+        erase_password=False,
+    )
+
+
+def unexpected(exc: CtctError, password: str | None) -> Finish:
+    """An answer we cannot interpret: a person must look."""
+    return Finish(
+        RequestState.NEEDS_ATTENTION,
+        ProvisioningNeedsAttention(
+            f"CTCT answered in a way we cannot interpret: {scrub(str(exc), password)}"
+        ),
+        erase_password=False,
+    )
+
+
+def next_attempt_at(
+    retry: RetryLater, *, attempt: int, deadline_at: datetime, settings: ProvisionSettings
+) -> datetime:
+    """When to send again: a backoff after attempt `attempt`, not before `retry.not_before`,
+    and never past the deadline (the attempt then gives up)."""
+    delay = backoff_delay(
+        attempt - 1, base=settings.retry_base_seconds, cap=settings.retry_cap_seconds
+    )
+    at = utcnow() + timedelta(seconds=delay)
+    if retry.not_before is not None and retry.not_before.astimezone(UTC) > at:
+        at = retry.not_before.astimezone(UTC)
+    return min(at, max(deadline_at, utcnow()))
+
+
+def scrub(text: str, password: str | None) -> str:
+    """CTCT's messages echo what we sent; a password in one never gets stored or shown."""
+    if password:
+        return text.replace(password, REDACTED)
+    return text
+
+
+def _field_error(detail: ErrorDetail, password: str | None) -> FieldError:
+    message = scrub(detail.error_message, password)
+    name, separator, rest = message.partition(":")
+    if separator and name.strip() in PROVISION_FIELDS:
+        return FieldError(name.strip(), rest.strip())
+    return FieldError("body", message)
+
+
+def _details(errors: tuple[ErrorDetail, ...], password: str | None) -> list[dict[str, str | None]]:
+    return [
+        {"error_key": error.error_key, "error_message": scrub(error.error_message, password)}
+        for error in errors
+    ]

@@ -1,0 +1,65 @@
+"""The create call's flow (`POST /v1/accounts`): store, try CTCT once, wait (bounded) for the end.
+
+It opens its own transactions: the request and its job are committed before CTCT is called, so
+the worker carries on whatever this call cannot finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.auth.service import Principal
+from app.db import utcnow
+from app.provisioning import attempt_flow, service
+from app.provisioning.models import TERMINAL_STATES, ProvisioningRequest, RequestState
+from app.provisioning.resources import LEASE_MARGIN_SECONDS, ProvisioningResources
+
+POLL_INTERVAL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The request a create call stands for, and whether the call replayed an earlier one."""
+
+    request: ProvisioningRequest
+    replayed: bool
+
+
+async def submit(
+    p: ProvisioningResources, principal: Principal, idempotency_key: str | None, body: object
+) -> Submission:
+    """Validate, store with its job, then try CTCT once right away."""
+    key = service.checked_idempotency_key(idempotency_key)
+    valid = service.checked_body(body)
+    settings = p.settings.provision
+    # The worker's first job waits until the API's own attempt is surely over.
+    handoff = settings.wait_seconds + p.settings.ctct.timeout_seconds + LEASE_MARGIN_SECONDS
+    async with p.sessionmaker() as session, session.begin():
+        request_id, created = await service.submit(
+            session,
+            principal=principal,
+            idempotency_key=key,
+            body=valid,
+            cipher=p.cipher,
+            max_age=settings.max_age,
+            first_job_at=utcnow() + timedelta(seconds=handoff),
+        )
+    if created:
+        request = await attempt_flow.attempt(p, request_id, max_wait=settings.wait_seconds)
+        if request is not None:
+            return Submission(request, replayed=False)
+    return Submission(await _await_end(p, request_id), replayed=not created)
+
+
+async def _await_end(p: ProvisioningResources, request_id: int) -> ProvisioningRequest:
+    """The request once it has ended, or as it stands when the wait runs out."""
+    deadline = time.monotonic() + p.settings.provision.wait_seconds
+    while True:
+        async with p.sessionmaker() as session:
+            request = await service.get(session, request_id)
+        if RequestState(request.state) in TERMINAL_STATES or time.monotonic() >= deadline:
+            return request
+        await asyncio.sleep(POLL_INTERVAL_SECONDS)

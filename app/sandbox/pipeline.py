@@ -1,0 +1,162 @@
+"""One pipeline for every call to CTCT's HTTP surface.
+
+Authenticate, count against the API key's limits, apply injected faults, run the operation, log
+the call. Token calls are not counted (NOTES Q3). Operations and authenticators plug into it as
+`Handler`s and `Authenticate`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.sandbox import errors
+from app.sandbox.accounts import Account
+from app.sandbox.faults import Fault, FaultKind, Operation
+from app.sandbox.limits import Verdict
+from app.sandbox.partners import Partner
+from app.sandbox.state import SandboxState, sandbox_state
+
+JSON_MEDIA_TYPE = "application/json"
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the API key counted for limits, and the partner or account acted for."""
+
+    api_key: str | None
+    partner: Partner | None = None
+    account: Account | None = None
+
+
+Authenticate = Callable[[SandboxState, Request], Awaitable["Caller | Response"]]
+Handler = Callable[[Request, SandboxState, Caller], Awaitable[Response]]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response."""
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def bad_request(key: str, *messages: str) -> Response:
+    """A 400 with CTCT's error list."""
+    return json_response(errors.error_list(key, *messages), 400)
+
+
+def media_type(request: Request) -> str:
+    """The request's media type, without parameters, lower-case."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def serve(
+    request: Request, operation: Operation, authenticate: Authenticate, handler: Handler
+) -> Response:
+    """Authenticate, count against the API key's limits, apply faults, run `handler`, log."""
+    state = sandbox_state(request)
+    state.settle()
+    caller = await authenticate(state, request)
+    if isinstance(caller, Response):
+        return _logged(request, state, caller, request.headers.get("x-api-key"))
+    if caller.api_key is not None:
+        verdict = state.admit(caller.api_key)
+        if verdict is not Verdict.ADMITTED:
+            return _logged(request, state, _rate_limited(verdict), caller.api_key)
+    plan = state.take_faults(operation)
+    if plan.delay_seconds > 0:
+        await asyncio.sleep(plan.delay_seconds)
+    fault = plan.fault
+    if fault is None:
+        return _logged(request, state, await handler(request, state, caller), caller.api_key)
+    if fault.kind is FaultKind.LOST_RESPONSE:
+        response = await handler(request, state, caller)
+        _logged(request, state, response, caller.api_key, fault)
+        await _hang_until_client_leaves(request, state)
+        timeout = errors.error_list(errors.TIMEOUT_ERROR_KEY, "The response was lost.")
+        return json_response(timeout, 504)
+    if fault.kind is FaultKind.UNAVAILABLE and operation is Operation.CREATE:
+        await _defer_create(request, state, caller, fault)
+    return _logged(request, state, _fault_response(fault.kind), caller.api_key, fault)
+
+
+def _logged(
+    request: Request,
+    state: SandboxState,
+    response: Response,
+    api_key: str | None,
+    fault: Fault | None = None,
+) -> Response:
+    state.record_call(
+        method=request.method,
+        path=request.url.path,
+        query=request.url.query,
+        status=response.status_code,
+        api_key=api_key,
+        fault=fault.kind.value if fault is not None else None,
+    )
+    return response
+
+
+def _rate_limited(verdict: Verdict) -> Response:
+    # CTCT documents these two bodies as single objects, and sends no Retry-After.
+    if verdict is Verdict.QUOTA_EXCEEDED:
+        key, message = errors.QUOTA_EXCEEDED_ERROR_KEY, errors.QUOTA_EXCEEDED_MESSAGE
+    else:
+        key, message = errors.THROTTLED_ERROR_KEY, errors.THROTTLED_MESSAGE
+    return json_response(errors.error_object(key, message), 429)
+
+
+def _fault_response(kind: FaultKind) -> Response:
+    if kind is FaultKind.THROTTLE:
+        return _rate_limited(Verdict.THROTTLED)
+    if kind is FaultKind.QUOTA:
+        return _rate_limited(Verdict.QUOTA_EXCEEDED)
+    if kind is FaultKind.UNAVAILABLE:
+        unavailable = errors.error_list(errors.UNAVAILABLE_ERROR_KEY, errors.UNAVAILABLE_MESSAGE)
+        return json_response(unavailable, 503)
+    return json_response(
+        errors.error_list(errors.SERVER_ERROR_KEY, errors.SERVER_ERROR_MESSAGE), 500
+    )
+
+
+async def _defer_create(
+    request: Request, state: SandboxState, caller: Caller, fault: Fault
+) -> None:
+    if media_type(request) != JSON_MEDIA_TYPE or caller.partner is None:
+        return
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return
+    if isinstance(body, dict):
+        state.defer_provision(caller.partner.key, body, fault)
+
+
+async def _hang_until_client_leaves(request: Request, state: SandboxState) -> None:
+    """Never answer: wait for the client to disconnect or give up (which cancels us)."""
+    state.hanging_requests += 1
+    try:
+        async with asyncio.timeout(state.lost_response_max_seconds):
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+    except TimeoutError:
+        pass
+    finally:
+        state.hanging_requests -= 1
+
+
+def endpoint_for(
+    operation: Operation, authenticate: Authenticate, handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint serving one operation through the pipeline."""
+
+    async def endpoint(request: Request) -> Response:
+        return await serve(request, operation, authenticate, handler)
+
+    return endpoint
