@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import structlog
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import UniqueViolation
 from procrastinate.jobs import Status
+from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 
 from app.kit.jobs import job_app
 
@@ -22,7 +23,10 @@ async def retry_stalled_jobs(timestamp: int) -> None:
         try:
             await manager.retry_job(job)
             log.warning("worker.job.stalled_retried", job_id=job.id, task=job.task_name)
-        except AlreadyEnqueued:
-            # Another job with the same queueing lock is already waiting to do the same work.
+        except UniqueViolation as exc:
+            # Another job with the same queueing lock already waits to do the same work.
+            # (Retrying raises the raw violation; only deferring turns it into AlreadyEnqueued.)
+            if exc.constraint_name != QUEUEING_LOCK_CONSTRAINT:
+                raise
             await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
             log.warning("worker.job.stalled_dropped", job_id=job.id, task=job.task_name)
