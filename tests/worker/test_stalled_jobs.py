@@ -1,5 +1,6 @@
 """Jobs left `doing` by a worker that died (SIGKILL) are queued again, or dropped when the same
-work already waits under their queueing lock, and the housekeeping job itself never fails."""
+work already waits under their queueing lock or comes with their task's next period; the
+housekeeping job itself never fails."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ async def jobs(database_url: str) -> AsyncIterator[procrastinate.JobManager]:
             yield job_app.job_manager
 
 
-async def _stalled_job(jobs: procrastinate.JobManager, database_url: str) -> int:
+async def _stalled_job(
+    jobs: procrastinate.JobManager, database_url: str, task: str = TASK, **arguments: object
+) -> int:
     """A job taken by a worker whose last heartbeat is long gone."""
-    await job_app.configure_task(name=TASK, queueing_lock=LOCK).defer_async()
+    await job_app.configure_task(name=task, queueing_lock=LOCK).defer_async(**arguments)
     worker_id = await jobs.register_worker()
     job = await jobs.fetch_job(None, worker_id)
     assert job is not None
@@ -69,3 +72,15 @@ async def test_a_stalled_job_whose_work_already_waits_is_dropped_without_failing
 
     assert await _status(jobs, stalled) is Status.ABORTED
     assert await _status(jobs, waiting) is Status.TODO
+
+
+async def test_a_stalled_job_of_a_periodic_task_is_dropped_for_its_next_period(
+    jobs: procrastinate.JobManager, database_url: str
+) -> None:
+    # Its period is past; the next period's job does the work. Queued again, it would hold
+    # the task's queueing lock just when that next period is deferred, and that period be lost.
+    stalled = await _stalled_job(jobs, database_url, retry_stalled_jobs.name, timestamp=0)
+
+    await retry_stalled_jobs(timestamp=0)
+
+    assert await _status(jobs, stalled) is Status.ABORTED
