@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format install clean bench compose-tool
+.PHONY: run test lint format install clean bench soak compose-tool
 
 $(BIN)/uv:
 	$(PYTHON) -c 'import sys; sys.exit("partnergate needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -46,6 +46,9 @@ bench: install
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/access.py
 	$(BIN)/python bench/audit.py
+
+soak: install ## 3 APIs + 2 workers under load, one of each SIGKILLed (5 min; SOAK_ARGS="--minutes 30")
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
