@@ -18,13 +18,13 @@ from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.health.router import router as health_router
+from app.kit.crypto import PasswordCipher
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.router import router as membership_router
 from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
 from app.overview.router import router as overview_router
-from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
 from app.state import AppState

@@ -15,7 +15,7 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from app.ctct.client import CtctClient
     from app.ctct.webhook_signature import CtctKeys
-    from app.provisioning.crypto import PasswordCipher
+    from app.kit.crypto import PasswordCipher
 
 
 class AccessDecisions(Protocol):

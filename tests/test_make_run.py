@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,7 +21,9 @@ import pytest
 
 from app.migrate import PROJECT_ROOT
 
-READY_BOUND_SECONDS = 60
+# A generous bound: the promise (ready within 60 s on an idle machine) is not timed here, and a
+# busy 2-core CI machine must not fail the mechanism's test.
+READY_BOUND_SECONDS = 240
 
 
 def _free_port() -> int:
@@ -71,6 +74,7 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(dev.stdout.readline, "")))  # type: ignore[union-attr]
@@ -79,7 +83,7 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
         deadline = time.monotonic() + READY_BOUND_SECONDS
         while not any("API key with every scope" in line for line in lines):
             assert dev.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "not ready within 60 s:\n" + "".join(lines)
+            assert time.monotonic() < deadline, "not ready in time:\n" + "".join(lines)
             time.sleep(0.2)
         printed = "".join(lines)
         assert f"http://127.0.0.1:{port}" in printed
@@ -95,9 +99,17 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
         dev.send_signal(stop_signal)
         assert dev.wait(timeout=60) == 0
     finally:
-        if dev.poll() is None:
-            dev.kill()
-        reader.join(timeout=10)
+        if dev.poll() is None or reader.is_alive():
+            # A failure above: stop the whole group, or a child that inherited stdout keeps the
+            # reader (and closing the pipe under it) blocked forever.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait(timeout=30)
+            for leftover in _postgres_running_in(data_dir):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    leftover.kill()
+        reader.join(timeout=30)
+        assert not reader.is_alive(), "something still holds `make run`'s stdout"
         assert dev.stdout is not None
         dev.stdout.close()
 

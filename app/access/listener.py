@@ -23,7 +23,7 @@ import structlog
 from psycopg import sql
 
 from app.access.cache import DecisionCache
-from app.clients.repository import STATUS_CHANNEL
+from app.clients.models import STATUS_CHANNEL
 from app.kit.backoff import backoff_delay
 
 log = structlog.get_logger(__name__)

@@ -23,7 +23,7 @@ from app.clients.models import Client, ClientStatus, EventSource
 from app.clients.service import Actor
 from app.ctct.budget import Priority
 from app.ctct.errors import CtctError
-from app.health.metrics import ACCESS_DECISIONS
+from app.kit.metrics import ACCESS_DECISIONS
 from app.settings import Settings, UnaffiliatedAccess
 
 log = structlog.get_logger(__name__)

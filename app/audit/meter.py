@@ -1,7 +1,16 @@
-"""The audit's own CTCT client, which counts the calls one run spends."""
+"""Counting the CTCT calls one audit run spends, on a CTCT client the process shares.
+
+The worker builds one CTCT client at start with `count_call` as its request hook. A run sets its
+own `CallMeter` for the duration of the run (`metering`); the hook counts a request only for the
+run whose task (or a task it started, like the read-ahead reader) sends it, since context
+variables follow tasks. Provisioning jobs on the same client are not counted.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import httpx
@@ -13,28 +22,44 @@ from app.settings import CtctSettings
 
 @dataclass
 class CallMeter:
-    """Counts the HTTP requests one audit's CTCT client sends: list pages and token fetches."""
+    """Counts the HTTP requests one audit run sends: list pages and token fetches."""
 
     token_path: str
     list_calls: int = 0
     token_calls: int = 0
 
-    async def on_request(self, request: httpx.Request) -> None:
+    def count(self, request: httpx.Request) -> None:
         if request.url.path == self.token_path and request.method == "POST":
             self.token_calls += 1
         else:
             self.list_calls += 1
 
 
-def build_audit_client(
+_current_meter: ContextVar[CallMeter | None] = ContextVar("audit_call_meter", default=None)
+
+
+async def count_call(request: httpx.Request) -> None:
+    """The CTCT client's request hook: count the request for the run that sends it, if any."""
+    meter = _current_meter.get()
+    if meter is not None:
+        meter.count(request)
+
+
+@contextmanager
+def metering(meter: CallMeter) -> Iterator[CallMeter]:
+    """Count this task's (and its child tasks') CTCT requests in `meter`."""
+    token = _current_meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _current_meter.reset(token)
+
+
+def build_metered_ctct_client(
     settings: CtctSettings,
     *,
     engine: AsyncEngine,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> tuple[CtctClient, CallMeter]:
-    """A CTCT client of the audit's own (sharing the database budget) that counts its calls."""
-    meter = CallMeter(token_path=httpx.URL(settings.token_url).path)
-    client = build_ctct_client(
-        settings, engine=engine, transport=transport, on_request=meter.on_request
-    )
-    return client, meter
+) -> CtctClient:
+    """A process's CTCT client whose requests an audit run can count (see `metering`)."""
+    return build_ctct_client(settings, engine=engine, transport=transport, on_request=count_call)

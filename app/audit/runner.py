@@ -22,12 +22,12 @@ from datetime import datetime
 import httpx
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import repository
 from app.audit import service as audit_service
 from app.audit.applier import Applied, apply_page
-from app.audit.meter import CallMeter, build_audit_client
+from app.audit.meter import CallMeter, build_metered_ctct_client, metering
 from app.audit.models import AuditRun, AuditState, AuditTrigger
 from app.audit.pipeline import read_ahead
 from app.clients import service as clients_service
@@ -35,7 +35,7 @@ from app.clients.models import ClientStatus
 from app.ctct.client import CtctClient
 from app.ctct.errors import CtctError
 from app.db import create_engine, create_sessionmaker, utcnow
-from app.health.metrics import AUDIT_RUNS
+from app.kit.metrics import AUDIT_RUNS
 from app.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -292,14 +292,13 @@ async def _finish(
 
 async def run_once(
     sessionmaker: async_sessionmaker[AsyncSession],
-    engine: AsyncEngine,
     settings: Settings,
+    ctct: CtctClient,
     *,
     trigger: AuditTrigger,
     requested_by: str | None = None,
     scheduled_for: datetime | None = None,
     run_id: int | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
 ) -> AuditRun | None:
     """Start (or claim the queued `run_id`) and carry one run to its end; None if not started."""
     if run_id is not None:
@@ -311,8 +310,9 @@ async def run_once(
     if run is None:
         log.info("audit.run.skipped", audit_run_id=run_id, trigger=trigger.value)
         return None
-    ctct, meter = build_audit_client(settings.ctct, engine=engine, transport=transport)
-    async with ctct:
+    # `ctct` must count its requests through `app.audit.meter.count_call` (the worker's does).
+    meter = CallMeter(token_path=httpx.URL(settings.ctct.token_url).path)
+    with metering(meter):
         return await execute(sessionmaker, settings, run, ctct, meter)
 
 
@@ -321,12 +321,13 @@ async def run_with_own_engine(settings: Settings, *, requested_by: str | None) -
     assert settings.database.url is not None
     engine = create_engine(settings.database.url, pool_size=2, max_overflow=2)
     try:
-        return await run_once(
-            create_sessionmaker(engine),
-            engine,
-            settings,
-            trigger=AuditTrigger.CLI,
-            requested_by=requested_by,
-        )
+        async with build_metered_ctct_client(settings.ctct, engine=engine) as ctct:
+            return await run_once(
+                create_sessionmaker(engine),
+                settings,
+                ctct,
+                trigger=AuditTrigger.CLI,
+                requested_by=requested_by,
+            )
     finally:
         await engine.dispose()

@@ -20,6 +20,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
 
+# Every status change is announced on this Postgres channel (payload: the account id) so each
+# replica's access cache forgets its copy (app/access/listener.py).
+STATUS_CHANNEL = "client_status"
+
 
 class ClientStatus(enum.StrEnum):
     APPROVED = "approved"

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clients.evidence import MirroredAttributes
 from app.clients.models import (
     OPEN_TRANSFER_STATES,
+    STATUS_CHANNEL,
     Client,
     ClientStatus,
     StatusEvent,
@@ -19,8 +20,6 @@ from app.clients.models import (
     TransferRequestEvent,
     VerifiedVia,
 )
-
-STATUS_CHANNEL = "client_status"
 
 
 async def by_account_id(

@@ -21,7 +21,7 @@ from app.ctct.errors import (
     UnavailableReason,
     error_from_response,
 )
-from app.health.metrics import CTCT_TOKEN_FETCHES
+from app.kit.metrics import CTCT_TOKEN_FETCHES
 from app.settings import CtctSettings
 
 log = structlog.get_logger(__name__)

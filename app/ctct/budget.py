@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.models import CtctBudget
 from app.db import utcnow
-from app.health.metrics import CTCT_QUOTA_LEFT, CTCT_RATE_LIMIT_WAITS
+from app.kit.metrics import CTCT_QUOTA_LEFT, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings
 
 log = structlog.get_logger(__name__)

@@ -28,8 +28,8 @@ from app.ctct.errors import (
     UnavailableReason,
     error_from_response,
 )
-from app.health.metrics import CTCT_CALLS, CTCT_RATE_LIMIT_WAITS
 from app.kit.backoff import backoff_delay
+from app.kit.metrics import CTCT_CALLS, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings
 
 log = structlog.get_logger(__name__)

@@ -18,8 +18,8 @@ from app.ctct.budget import Priority
 from app.ctct.errors import CtctConflict, CtctError
 from app.ctct.schemas import SiteOwner
 from app.db import utcnow
+from app.kit.crypto import PasswordUndecryptable
 from app.provisioning import outcomes, transitions
-from app.provisioning.crypto import PasswordUndecryptable
 from app.provisioning.models import ProvisioningRequest
 from app.provisioning.outcomes import Finish, Outcome
 from app.provisioning.resources import ProvisioningResources

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
-from app.health.metrics import OUTBOX_DEPTH, OUTBOX_OLDEST_AGE
+from app.kit.metrics import OUTBOX_DEPTH, OUTBOX_OLDEST_AGE
 from app.provisioning import repository
 
 log = structlog.get_logger(__name__)

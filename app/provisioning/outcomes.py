@@ -33,7 +33,7 @@ from app.ctct.provision_rules import PROVISION_FIELDS
 from app.db import utcnow
 from app.errors import FieldError
 from app.kit.backoff import backoff_delay
-from app.provisioning.crypto import PasswordUndecryptable
+from app.kit.crypto import PasswordUndecryptable
 from app.provisioning.errors import (
     CtctRejectedBody,
     LoginNameTaken,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.ctct.client import CtctClient
-from app.provisioning.crypto import PasswordCipher
+from app.kit.crypto import PasswordCipher
 from app.settings import Settings
 
 # The attempt's own bound stays this far (at most) inside the lease, so a live sender never

@@ -18,9 +18,9 @@ from app.auth.service import Principal
 from app.ctct.provision_rules import validate_provision
 from app.db import utcnow
 from app.errors import ValidationFailed
+from app.kit.crypto import PasswordCipher
 from app.kit.pagination import CursorCodec, Page
 from app.provisioning import repository, transitions
-from app.provisioning.crypto import PasswordCipher
 from app.provisioning.errors import (
     IdempotencyKeyInvalid,
     IdempotencyKeyReused,

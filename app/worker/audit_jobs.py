@@ -31,8 +31,8 @@ async def run_requested(context: JobContext, run_id: int) -> None:
     resources = runtime.resources_of(context)
     await runner.run_once(
         resources.sessionmaker,
-        resources.engine,
         resources.settings,
+        resources.ctct,
         trigger=AuditTrigger.API,
         run_id=run_id,
     )
@@ -46,8 +46,8 @@ async def run_scheduled(context: JobContext, timestamp: int) -> None:
     resources = runtime.resources_of(context)
     await runner.run_once(
         resources.sessionmaker,
-        resources.engine,
         resources.settings,
+        resources.ctct,
         trigger=AuditTrigger.SCHEDULE,
         scheduled_for=datetime.fromtimestamp(timestamp, UTC),
     )

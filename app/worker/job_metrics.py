@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.health.metrics import (
+from app.kit.metrics import (
     JOBS_IN_PROGRESS,
     JOBS_OLDEST_WAIT,
     JOBS_WAITING,

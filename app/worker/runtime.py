@@ -10,9 +10,10 @@ import httpx
 from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.ctct.client import CtctClient, build_ctct_client
+from app.audit.meter import build_metered_ctct_client
+from app.ctct.client import CtctClient
 from app.db import create_engine, create_sessionmaker
-from app.provisioning.crypto import PasswordCipher
+from app.kit.crypto import PasswordCipher
 from app.settings import Settings
 from app.webhooks.delivery_flow import build_http as build_webhook_http
 
@@ -52,7 +53,8 @@ async def started(
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.max_overflow,
     )
-    ctct = build_ctct_client(settings.ctct, engine=engine, transport=ctct_transport)
+    # One CTCT client for every job; an audit run counts its own calls on it (audit.meter).
+    ctct = build_metered_ctct_client(settings.ctct, engine=engine, transport=ctct_transport)
     resources = WorkerResources(
         settings=settings,
         database_url=database_url,

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner
+from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditRun, AuditTrigger
 from app.clients.models import ClientStatus
 from app.sandbox.app import create_sandbox_app
@@ -58,9 +59,10 @@ class Auditor:
 
     async def run(self, trigger: AuditTrigger = AuditTrigger.CLI) -> AuditRun:
         transport = httpx.ASGITransport(app=create_sandbox_app(self.sandbox))
-        run = await runner.run_once(
-            self.sessionmaker, self.engine, self.settings, trigger=trigger, transport=transport
-        )
+        async with build_metered_ctct_client(
+            self.settings.ctct, engine=self.engine, transport=transport
+        ) as ctct:
+            run = await runner.run_once(self.sessionmaker, self.settings, ctct, trigger=trigger)
         assert run is not None
         return run
 

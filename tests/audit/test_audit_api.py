@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner as audit_runner
+from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditState, AuditTrigger
 from app.auth.scopes import Scope
 from app.clients.models import ClientStatus
@@ -52,9 +53,10 @@ async def test_post_queues_a_run_for_the_worker_and_a_second_one_conflicts(
 
     # What the worker's job does with the queued run:
     transport = httpx.ASGITransport(app=create_sandbox_app(auditor.sandbox))
-    done = await audit_runner.run_once(
-        sessionmaker, engine, settings, trigger=AuditTrigger.API, run_id=run_id, transport=transport
-    )
+    async with build_metered_ctct_client(settings.ctct, engine=engine, transport=transport) as ctct:
+        done = await audit_runner.run_once(
+            sessionmaker, settings, ctct, trigger=AuditTrigger.API, run_id=run_id
+        )
     assert done is not None
     assert done.state == AuditState.COMPLETED
 

@@ -72,7 +72,7 @@ async def test_three_workers_over_several_periods_produce_one_audit_run_per_peri
 
         try:
             await poll_until(
-                lambda: scheduled_runs(sessionmaker), enough, timeout=30.0, interval=0.2
+                lambda: scheduled_runs(sessionmaker), enough, timeout=120.0, interval=0.2
             )
         except AssertionError:
             raise AssertionError(f"too few periods ran; worker logs:\n{group.logs()}") from None

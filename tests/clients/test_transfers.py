@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditTrigger
 from app.audit.runner import run_once
 from app.clients import transfers
@@ -70,13 +71,12 @@ async def test_an_audit_that_finds_the_account_completes_the_request_and_approve
         )
     sandbox.move(account.encoded_account_id, "ours")
 
-    run = await run_once(
-        sessionmaker,
-        engine,
-        sandboxed_settings,
-        trigger=AuditTrigger.CLI,
+    async with build_metered_ctct_client(
+        sandboxed_settings.ctct,
+        engine=engine,
         transport=httpx.ASGITransport(app=create_sandbox_app(sandbox)),
-    )
+    ) as ctct:
+        run = await run_once(sessionmaker, sandboxed_settings, ctct, trigger=AuditTrigger.CLI)
 
     assert run is not None
     async with sessionmaker() as session:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ctct.budget import CallBudget, Priority
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
-from app.health.metrics import CTCT_QUOTA_LEFT
+from app.kit.metrics import CTCT_QUOTA_LEFT
 from tests.ctct.conftest import FakeTime, ctct_settings
 
 

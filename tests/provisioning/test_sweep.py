@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import libpq_url
-from app.provisioning.crypto import PasswordCipher
+from app.kit.crypto import PasswordCipher
 from app.provisioning.resources import ProvisioningResources
 from app.settings import Settings
 from app.worker.provisioning_jobs import sweep_once

@@ -1,0 +1,1 @@
+"""The hot read path: may this account use the integration now? Answered from our store."""
