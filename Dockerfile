@@ -21,7 +21,8 @@ COPY --from=build /srv/partnergate/alembic.ini ./
 COPY --from=build /srv/partnergate/app ./app
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 ENVIRONMENT=production PORT=8000
 USER partnergate
-EXPOSE 8000
+# The API; the worker serves /healthz and /metrics on WORKER_PORT.
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"
 CMD ["partnergate", "serve"]

@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format install clean bench
+.PHONY: run test lint format install clean bench soak compose-tool
 
 $(BIN)/uv:
 	$(PYTHON) -c 'import sys; sys.exit("partnergate needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -22,8 +22,16 @@ install: $(VENV)/.installed
 run: install ## start Postgres (embedded unless DATABASE_URL), the sandbox, the API and the worker
 	$(BIN)/partnergate dev
 
-test: install lint ## lint, type-check, then the whole suite against a real Postgres
+test: install lint compose-tool ## lint, type-check, then the whole suite against a real Postgres
 	$(BIN)/pytest
+
+# The compose test renders docker-compose.yml with `docker-compose config` (Debian's package
+# works offline). Installed when missing and we are root; otherwise that test says what to do.
+compose-tool:
+	@command -v docker-compose >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1 \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; } \
+		|| echo "warning: could not install docker-compose; the compose test will say what to do" >&2
 
 lint: install
 	$(BIN)/ruff check .
@@ -39,6 +47,9 @@ bench: install
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/access.py
 	$(BIN)/python bench/audit.py
+
+soak: install ## 3 APIs + 2 workers under load, one of each SIGKILLed (5 min; SOAK_ARGS="--minutes 30")
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

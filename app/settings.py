@@ -2,6 +2,8 @@
 
 Environment variable names are the group name and the field name joined by `_`, e.g.
 `CTCT_RATE_PER_SECOND` sets `settings.ctct.rate_per_second`. `.env.example` lists them all.
+An empty value (`CTCT_PARTNER_ID=`) means "unset", from the environment and from `.env` alike:
+compose, Kubernetes and env files write empty strings for settings nobody filled in.
 """
 
 from __future__ import annotations
@@ -107,6 +109,13 @@ class AuditSettings(BaseModel):
     max_demotion_ratio: float = Field(default=0.1, ge=0, le=1)
 
 
+class WorkerSettings(BaseModel):
+    # The worker's own HTTP server: /healthz for the orchestrator, /metrics for Prometheus.
+    host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
+    # 0 takes any free port (the worker logs which), as tests running many workers do.
+    port: int = Field(default=8001, ge=0, le=65535)
+
+
 class WebhookSettings(BaseModel):
     urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret: SecretStr | None = None
@@ -138,6 +147,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_nested_delimiter="_",
         env_nested_max_split=1,
+        # One rule for every setting: empty is unset, so the default (or the refusal) applies.
+        env_ignore_empty=True,
         case_sensitive=False,
         extra="ignore",
     )
@@ -159,6 +170,7 @@ class Settings(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     def cursor_signing_secret(self) -> str:
         """The secret list cursors are signed with: shared by every replica of a deployment."""
@@ -169,33 +181,54 @@ class Settings(BaseSettings):
         return self.ctct.client_secret.get_secret_value()
 
     @model_validator(mode="after")
-    def _require_encryption_keys_outside_development(self) -> Self:
-        if self.environment is not Environment.DEVELOPMENT and not self.provision.encryption_keys:
-            raise ValueError(
+    def _refuse_placeholder_secrets_outside_development(self) -> Self:
+        if self.environment is Environment.DEVELOPMENT:
+            return self
+        problems = self._secret_problems()
+        if self.environment is Environment.PRODUCTION:
+            problems.extend(self._production_problems())
+        if problems:
+            raise ValueError(f"refusing to start in {self.environment}: " + "; ".join(problems))
+        return self
+
+    def _secret_problems(self) -> list[str]:
+        """Missing or placeholder secrets: only development runs on the sandbox's own."""
+        problems: list[str] = []
+        keys = [key.get_secret_value() for key in self.provision.encryption_keys]
+        if not keys:
+            problems.append(
                 "PROVISION_ENCRYPTION_KEYS is empty: client passwords cannot be stored "
                 "encrypted (generate one with `partnergate keys fernet`)"
             )
-        return self
+        elif any(_is_placeholder(key) for key in keys):
+            problems.append("PROVISION_ENCRYPTION_KEYS is empty or a placeholder")
+        required = {
+            "CTCT_CLIENT_ID": self.ctct.client_id,
+            "CTCT_CLIENT_SECRET": self.ctct.client_secret.get_secret_value(),
+            "CTCT_API_KEY": self.ctct.api_key.get_secret_value(),
+        }
+        optional = {"WEBHOOK_SECRET": self.webhook.secret, "CURSOR_SECRET": self.cursor_secret}
+        checked = {
+            **required,
+            **{name: secret.get_secret_value() for name, secret in optional.items() if secret},
+        }
+        problems.extend(
+            f"{name} is empty or a placeholder"
+            for name, value in checked.items()
+            if _is_placeholder(value)
+        )
+        return problems
 
-    @model_validator(mode="after")
-    def _refuse_placeholders_in_production(self) -> Self:
-        if self.environment is not Environment.PRODUCTION:
-            return self
+    def _production_problems(self) -> list[str]:
         problems: list[str] = []
         if self.ctct.uses_sandbox:
             problems.append("CTCT_BASE_URL points at the sandbox")
-        secrets = {
-            "CTCT_CLIENT_SECRET": self.ctct.client_secret,
-            "CTCT_API_KEY": self.ctct.api_key,
-        }
-        for name, secret in secrets.items():
-            value = secret.get_secret_value()
-            if not value or any(marker in value.lower() for marker in PLACEHOLDER_MARKERS):
-                problems.append(f"{name} is empty or a placeholder")
         if self.database.url is None:
             problems.append("DATABASE_URL is unset")
         if self.sandbox_control:
             problems.append("SANDBOX_CONTROL must be off in production")
-        if problems:
-            raise ValueError("refusing to start in production: " + "; ".join(problems))
-        return self
+        return problems
+
+
+def _is_placeholder(value: str) -> bool:
+    return not value.strip() or any(marker in value.lower() for marker in PLACEHOLDER_MARKERS)

@@ -40,8 +40,13 @@ from app.auth.service import hash_secret, new_secret  # noqa: E402
 from app.db import libpq_url  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.sandbox.server import running_sandbox  # noqa: E402
-from app.sandbox.state import SandboxState  # noqa: E402
-from bench.support import free_port, fresh_database, postgres_server  # noqa: E402
+from bench.support import (  # noqa: E402
+    bench_sandbox,
+    credentials_env,
+    free_port,
+    fresh_database,
+    postgres_server,
+)
 
 ID_PREFIX = "bench"
 
@@ -81,6 +86,7 @@ def api_process(database_url: str, sandbox_url: str, port: int) -> Iterator[None
         "CTCT_BASE_URL": f"{sandbox_url}/v3",
         "CTCT_TOKEN_URL": f"{sandbox_url}/oauth2/token",
         "PROVISION_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        **credentials_env(),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -238,7 +244,7 @@ def main() -> int:
     except ImportError:  # the generator works on the stock loop too, a little slower
         pass
 
-    sandbox = SandboxState()
+    sandbox = bench_sandbox()
     with (
         postgres_server() as server_url,
         fresh_database(server_url, "bench_access") as database_url,

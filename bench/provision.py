@@ -43,7 +43,13 @@ from app.db import libpq_url  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.sandbox.server import running_sandbox  # noqa: E402
 from app.sandbox.state import SandboxState  # noqa: E402
-from bench.support import free_port, fresh_database, postgres_server  # noqa: E402
+from bench.support import (  # noqa: E402
+    bench_sandbox,
+    credentials_env,
+    free_port,
+    fresh_database,
+    postgres_server,
+)
 
 RATE_LIMIT = 4.0
 CREATE_PATH = "/v3/partner/accounts"
@@ -75,6 +81,9 @@ def process_env(database_url: str, sandbox_url: str) -> dict[str, str]:
             "PROVISION_RETRY_CAP_SECONDS": "4",
             "PROVISION_WORKER_CONCURRENCY": "16",
             "PROVISION_WORKER_POLL_SECONDS": "0.2",
+            "WORKER_HOST": "127.0.0.1",
+            "WORKER_PORT": "0",
+            **credentials_env(),
         }
     )
     return env
@@ -202,7 +211,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
-    sandbox = SandboxState(rate_per_second=int(RATE_LIMIT))
+    sandbox = bench_sandbox(rate_per_second=int(RATE_LIMIT))
     with postgres_server() as server, fresh_database(server, "bench_provision") as database_url:
         upgrade(database_url)
         secret = provisioning_key(database_url)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -15,8 +17,33 @@ from sqlalchemy.engine import make_url
 
 from app.db import libpq_url
 from app.kit.embedded_postgres import EmbeddedPostgres
+from app.sandbox.partners import OTHER_PARTNER, OUR_PARTNER
+from app.sandbox.state import SandboxState
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# "Our" partner in a benchmark's sandbox, with credentials of its own: outside development,
+# settings refuse the sandbox's published (placeholder) credentials.
+BENCH_PARTNER = dataclasses.replace(
+    OUR_PARTNER,
+    client_id="partnergate-bench-client",
+    client_secret="partnergate-bench-client-secret",
+    api_key="partnergate-bench-api-key",
+)
+
+
+def bench_sandbox(**options: Any) -> SandboxState:
+    """A sandbox whose own partner is BENCH_PARTNER."""
+    return SandboxState(partners=(BENCH_PARTNER, OTHER_PARTNER), **options)
+
+
+def credentials_env() -> dict[str, str]:
+    """BENCH_PARTNER's credentials as a partnergate process reads them."""
+    return {
+        "CTCT_CLIENT_ID": BENCH_PARTNER.client_id,
+        "CTCT_CLIENT_SECRET": BENCH_PARTNER.client_secret,
+        "CTCT_API_KEY": BENCH_PARTNER.api_key,
+    }
 
 
 @contextmanager

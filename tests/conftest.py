@@ -3,10 +3,12 @@ migrated database per test cloned from a template, settings, the app and its HTT
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -26,11 +28,37 @@ from app.db import create_engine, create_sessionmaker, libpq_url
 from app.kit.embedded_postgres import EmbeddedPostgres
 from app.migrate import PROJECT_ROOT, upgrade
 from app.sandbox.app import create_sandbox_app
+from app.sandbox.partners import OTHER_PARTNER, OUR_PARTNER
 from app.sandbox.state import SandboxState
 from app.settings import Settings
 
 TEST_DATADIR = PROJECT_ROOT / ".data" / "test-postgres"
 TEST_FERNET_KEY = Fernet.generate_key().decode()
+
+# "Our" partner in the suite's sandboxes, with credentials of its own: settings refuse the
+# sandbox's published (placeholder) credentials in every environment but development.
+TEST_PARTNER = dataclasses.replace(
+    OUR_PARTNER,
+    client_id="partnergate-test-client",
+    client_secret="partnergate-test-client-secret",
+    api_key="partnergate-test-api-key",
+)
+TEST_PARTNERS = (TEST_PARTNER, OTHER_PARTNER)
+TEST_CREDENTIALS: dict[str, str] = {
+    "client_id": TEST_PARTNER.client_id,
+    "client_secret": TEST_PARTNER.client_secret,
+    "api_key": TEST_PARTNER.api_key,
+}
+
+
+def credentials_env() -> dict[str, str]:
+    """TEST_PARTNER's credentials as a partnergate process reads them from its environment."""
+    return {f"CTCT_{name.upper()}": value for name, value in TEST_CREDENTIALS.items()}
+
+
+def new_sandbox(**options: Any) -> SandboxState:
+    """A sandbox whose own partner is TEST_PARTNER (the credentials test settings carry)."""
+    return SandboxState(partners=TEST_PARTNERS, **options)
 
 
 def _on_database(server_url: str, database: str) -> str:
@@ -114,11 +142,16 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def build_settings(database_url: str, **overrides: object) -> Settings:
     """Settings for a test: explicit, never read from a `.env` file."""
+    ctct = overrides.pop("ctct", {})
+    assert isinstance(ctct, dict)
     values: dict[str, object] = {
         "environment": "test",
         "database": {"url": database_url, "pool_size": 5, "max_overflow": 5},
+        "ctct": {**TEST_CREDENTIALS, **ctct},
         "provision": {"encryption_keys": [TEST_FERNET_KEY]},
         "sandbox_control": True,
+        # Many workers run at once in the suite: each listens on a free loopback port.
+        "worker": {"host": "127.0.0.1", "port": 0},
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -218,7 +251,7 @@ FAST_CTCT: dict[str, object] = {
 @pytest.fixture
 def sandbox() -> SandboxState:
     """A fresh CTCT sandbox whose own rate limit is out of the way."""
-    return SandboxState(rate_per_second=100_000)
+    return new_sandbox(rate_per_second=100_000)
 
 
 @pytest.fixture

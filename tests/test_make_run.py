@@ -59,7 +59,14 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
         for key, value in os.environ.items()
         if not key.startswith(("DATABASE_", "CTCT_", "PROVISION_", "TEST_DATABASE"))
     }
-    env.update({"DATA_DIR": str(data_dir), "PORT": str(port), "ENVIRONMENT": "development"})
+    env.update(
+        {
+            "DATA_DIR": str(data_dir),
+            "PORT": str(port),
+            "ENVIRONMENT": "development",
+            "WORKER_PORT": "0",
+        }
+    )
     stderr_path = tmp_path / "stderr.log"
     with stderr_path.open("w") as stderr_file:  # the child keeps its own copy
         dev = subprocess.Popen(

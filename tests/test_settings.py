@@ -15,6 +15,7 @@ PRODUCTION_READY = {
     "ctct": {
         "base_url": "https://api.cc.email/v3",
         "token_url": "https://authz.constantcontact.com/partners/oauth2/default/v1/token",
+        "client_id": "partner-client-from-vault",
         "client_secret": "s3cr3t-from-vault",
         "api_key": "k3y-from-vault",
     },

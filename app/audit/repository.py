@@ -91,6 +91,15 @@ async def abandon_stale(session: AsyncSession, heartbeat_before: datetime, now: 
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def beat(session: AsyncSession, run_id: int, now: datetime) -> None:
+    """A running run's process is alive."""
+    await session.execute(
+        update(AuditRun)
+        .where(AuditRun.id == run_id, AuditRun.state == AuditState.RUNNING.value)
+        .values(heartbeat_at=now)
+    )
+
+
 async def relax_commit(session: AsyncSession) -> None:
     """This transaction's commit does not wait for its WAL flush (atomic, not instantly durable)."""
     await session.execute(text("SET LOCAL synchronous_commit = off"))

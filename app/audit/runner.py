@@ -14,12 +14,14 @@ error or the daily budget ends `incomplete` and demotes nobody. If the demotions
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import repository
@@ -114,6 +116,7 @@ async def execute(
 ) -> AuditRun:
     """Carry a `running` run to its end state; every change is committed page by page."""
     tally = _Tally()
+    heartbeat = asyncio.create_task(_beat_until_cancelled(sessionmaker, run.id))
     try:
         completed = await _read_list(sessionmaker, run, ctct, meter, tally)
         if not completed:
@@ -132,6 +135,26 @@ async def execute(
             )
         )
         raise
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+
+async def _beat_until_cancelled(
+    sessionmaker: async_sessionmaker[AsyncSession], run_id: int
+) -> None:
+    """Beat on a clock of its own: a page waiting on CTCT's budget is still a live run."""
+    interval = audit_service.HEARTBEAT_INTERVAL.total_seconds()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with sessionmaker() as session, session.begin():
+                await repository.beat(session, run_id, utcnow())
+        except SQLAlchemyError as exc:
+            log.warning(
+                "audit.heartbeat.failed", audit_run_id=run_id, error_type=type(exc).__name__
+            )
 
 
 async def _read_list(

@@ -29,8 +29,10 @@ RUN_TASK = "audit.run"
 QUEUE = "audit"
 QUEUEING_LOCK = "audit-run"
 DEMOTION_BATCH = 200
-# A running run that has not beaten for this long lost its process; the slot is freed.
-HEARTBEAT_TIMEOUT = timedelta(minutes=10)
+# A running run beats this often, whatever it waits on (app.audit.runner); one silent for
+# HEARTBEAT_TIMEOUT lost its process, and the slot is freed for the next period or a person.
+HEARTBEAT_INTERVAL = timedelta(seconds=5)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 REASON_MISSING = "missing_from_partner_list"
 
 

@@ -52,3 +52,36 @@ AUDIT_RUNS = Counter(
     "Audit runs by final state",
     ["state"],
 )
+# The worker's jobs. Counters and the histogram count this worker's own jobs; the gauges are
+# read from Postgres when /metrics is scraped, so every worker reports the same queues.
+WORKER_JOBS = Counter(
+    "partnergate_worker_jobs_total",
+    "Jobs this worker ran, by task and outcome (succeeded, failed, aborted)",
+    ["task", "outcome"],
+)
+WORKER_JOB_SECONDS = Histogram(
+    "partnergate_worker_job_seconds",
+    "How long this worker took to run a job, by task",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+WORKER_JOBS_RUNNING = Gauge(
+    "partnergate_worker_jobs_running",
+    "Jobs this worker is running now, by task",
+    ["task"],
+)
+JOBS_WAITING = Gauge(
+    "partnergate_jobs_waiting",
+    "Jobs due and not yet taken by any worker, by queue",
+    ["queue"],
+)
+JOBS_IN_PROGRESS = Gauge(
+    "partnergate_jobs_in_progress",
+    "Jobs some worker is running, by queue",
+    ["queue"],
+)
+JOBS_OLDEST_WAIT = Gauge(
+    "partnergate_jobs_oldest_wait_seconds",
+    "How long the oldest due job has waited for a worker, by queue (0 when none waits)",
+    ["queue"],
+)

@@ -19,7 +19,7 @@ from app.db import utcnow
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
-from tests.conftest import ApiKeyFactory, build_settings
+from tests.conftest import ApiKeyFactory, build_settings, new_sandbox
 
 FAST_CTCT = {
     "rate_per_second": 1000.0,
@@ -49,7 +49,7 @@ def access_settings(database_url: str, **overrides: object) -> Settings:
 
 @pytest.fixture
 def sandbox() -> SandboxState:
-    return SandboxState()
+    return new_sandbox()
 
 
 AppFactory = Callable[..., Awaitable[FastAPI]]

@@ -19,7 +19,7 @@ from app.clients.models import ClientStatus
 from app.migrate import PROJECT_ROOT
 from app.sandbox.server import running_sandbox
 from tests.access.conftest import SeedClient
-from tests.conftest import TEST_FERNET_KEY, ApiKeyFactory
+from tests.conftest import TEST_FERNET_KEY, ApiKeyFactory, credentials_env, new_sandbox
 from tests.kit.polling import poll_until
 
 pytestmark = pytest.mark.slow
@@ -44,6 +44,7 @@ def api_process(database_url: str, sandbox_url: str) -> Iterator[str]:
         "CTCT_BASE_URL": f"{sandbox_url}/v3",
         "CTCT_TOKEN_URL": f"{sandbox_url}/oauth2/token",
         "PROVISION_ENCRYPTION_KEYS": TEST_FERNET_KEY,
+        **credentials_env(),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -79,7 +80,7 @@ async def test_a_billing_approval_through_one_process_reaches_the_other_within_a
     checker = {"Authorization": f"Bearer {await api_key(Scope.ACCESS_CHECK)}"}
     decider = {"Authorization": f"Bearer {await api_key(Scope.CLIENTS_DECIDE)}"}
     with ExitStack() as stack:
-        sandbox_url = stack.enter_context(running_sandbox())
+        sandbox_url = stack.enter_context(running_sandbox(new_sandbox()))
         first = stack.enter_context(api_process(database_url, sandbox_url))
         second = stack.enter_context(api_process(database_url, sandbox_url))
         async with httpx.AsyncClient(timeout=5) as http:

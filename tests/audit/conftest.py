@@ -17,7 +17,7 @@ from app.clients.models import ClientStatus
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
-from tests.conftest import build_settings
+from tests.conftest import build_settings, new_sandbox
 
 LIST_PATH = "/v3/partner/accounts"
 TOKEN_PATH = "/oauth2/token"
@@ -40,7 +40,7 @@ def audit_settings(database_url: str, **audit_overrides: object) -> Settings:
 
 @pytest.fixture
 def sandbox() -> SandboxState:
-    return SandboxState(rate_per_second=100_000)
+    return new_sandbox(rate_per_second=100_000)
 
 
 @pytest.fixture

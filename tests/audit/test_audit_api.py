@@ -207,6 +207,7 @@ async def test_an_account_moved_to_another_partner_is_denied_after_the_audit(
 
 
 def test_cli_audit_run_prints_the_summary(database_url: str) -> None:
+    # Development, as an operator's `make run` machine: the sandbox's published credentials.
     sandbox = SandboxState(rate_per_second=100_000)
     sandbox.seed_accounts(60, partner="ours")
     with running_sandbox(sandbox) as base:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.sandbox.server import running_sandbox
 from app.sandbox.state import SandboxState
+from tests.conftest import new_sandbox
 from tests.kit.polling import poll_until
 from tests.provisioning.processes import process_env, processes
 
@@ -30,7 +31,7 @@ LIST_PATH = "/v3/partner/accounts"
 
 @pytest.fixture
 def sandbox_state() -> SandboxState:
-    state = SandboxState(rate_per_second=100_000)
+    state = new_sandbox(rate_per_second=100_000)
     state.seed_accounts(5, partner="ours")
     return state
 

@@ -18,7 +18,7 @@ from app.db import libpq_url
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
-from tests.conftest import FAST_CTCT, TEST_FERNET_KEY, ApiKeyFactory, build_settings
+from tests.conftest import FAST_CTCT, TEST_FERNET_KEY, ApiKeyFactory, build_settings, new_sandbox
 
 SANDBOX = "http://sandbox.test"
 PASSWORD = "Xq7-unguessable-Secret!"
@@ -66,7 +66,7 @@ def provisioning_settings(database_url: str, base_url: str = SANDBOX, **override
 
 @pytest.fixture
 def sandbox_state() -> SandboxState:
-    return SandboxState(rate_per_second=100_000)
+    return new_sandbox(rate_per_second=100_000)
 
 
 @pytest.fixture

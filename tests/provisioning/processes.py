@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from app.migrate import PROJECT_ROOT
-from tests.conftest import TEST_FERNET_KEY
+from tests.conftest import TEST_FERNET_KEY, credentials_env
 from tests.kit.polling import poll_until
 
 STOP_TIMEOUT_SECONDS = 20.0
@@ -51,6 +51,9 @@ def process_env(database_url: str, sandbox_url: str, **extra: str) -> dict[str, 
             "PROVISION_WAIT_SECONDS": "4",
             "PROVISION_WORKER_CONCURRENCY": "4",
             "LOG_LEVEL": "DEBUG",
+            "WORKER_HOST": "127.0.0.1",
+            "WORKER_PORT": "0",
+            **credentials_env(),
         }
     )
     env.update(extra)

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import TEST_PARTNER
 from tests.provisioning.conftest import PASSWORD, table_rows
 from tests.sandbox.test_provision_rules import ACCEPTED, REJECTED, _body
 
@@ -17,14 +18,14 @@ async def _ctct_status(sandbox: httpx.AsyncClient, body: dict[str, Any]) -> int:
     token = await sandbox.post(
         "/oauth2/token",
         params={"grant_type": "client_credentials", "scope": "v3api/general.partner"},
-        auth=("sandbox-partner-client", "sandbox-partner-secret"),
+        auth=(TEST_PARTNER.client_id, TEST_PARTNER.client_secret),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     response = await sandbox.post(
         CTCT_CREATE,
         json=body,
         headers={
-            "x-api-key": "sandbox-api-key",
+            "x-api-key": TEST_PARTNER.api_key,
             "Authorization": f"Bearer {token.json()['access_token']}",
         },
     )
