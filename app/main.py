@@ -52,6 +52,8 @@ def create_app(
             )
             stack.push_async_callback(engine.dispose)
             sessionmaker = create_sessionmaker(engine)
+            key_verifier = KeyVerifier(sessionmaker)
+            stack.push_async_callback(key_verifier.aclose)
             ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
             stack.push_async_callback(ctct.aclose)
             ctct_keys = CtctKeys.build(resolved.webhook, transport=ctct_transport)
@@ -69,7 +71,7 @@ def create_app(
                 settings=resolved,
                 engine=engine,
                 sessionmaker=sessionmaker,
-                key_verifier=KeyVerifier(sessionmaker),
+                key_verifier=key_verifier,
                 schema_heads=script_heads(),
                 ctct=ctct,
                 password_cipher=PasswordCipher(resolved.provision.encryption_keys),
