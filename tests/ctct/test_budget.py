@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,7 +32,7 @@ def _budget(engine: AsyncEngine, fake_time: FakeTime, **settings: object) -> Cal
     )
 
 
-async def test_grants_never_exceed_the_rate_in_any_one_second_window(
+async def test_grants_are_paced_evenly_and_never_exceed_the_rate_in_any_one_second_window(
     engine: AsyncEngine, fake_time: FakeTime
 ) -> None:
     budget = _budget(engine, fake_time, rate_per_second=4)
@@ -42,10 +43,25 @@ async def test_grants_never_exceed_the_rate_in_any_one_second_window(
         granted.append(fake_time.now)
 
     assert _max_in_any_window(granted) == 4
-    # 20 calls at 4 per window: four full windows of waiting, no more.
-    window = budget.window_seconds
-    assert window == pytest.approx(1.1)
-    assert (granted[-1] - granted[0]).total_seconds() == pytest.approx(4 * window, abs=0.25)
+    # Evenly spaced at 1.5% under the limit: 98.5% of the rate, no bursts.
+    assert budget.interval_seconds == pytest.approx(1.015 / 4)
+    gaps = {round((b - a).total_seconds(), 6) for a, b in itertools.pairwise(granted)}
+    assert gaps == {round(budget.interval_seconds, 6)}
+
+
+async def test_a_slot_beyond_a_callers_deadline_is_refused_and_left_for_the_next_caller(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time, rate_per_second=4)
+    await budget.acquire()
+    started = fake_time.now
+
+    with pytest.raises(CtctBudgetTimeout):
+        await budget.acquire(max_wait=0.1)
+    assert fake_time.slept == []
+
+    await budget.acquire()
+    assert (fake_time.now - started).total_seconds() == pytest.approx(budget.interval_seconds)
 
 
 async def test_two_budgets_on_one_database_share_the_window(
@@ -69,12 +85,13 @@ async def test_quota_stops_at_the_daily_limit_and_resumes_the_next_utc_day(
     budget = _budget(engine, fake_time, daily_quota=5)
     for _ in range(5):
         await budget.acquire()
+    slept = list(fake_time.slept)  # the pacing between the five
 
     with pytest.raises(CtctBudgetExhausted) as refused:
         await budget.acquire()
 
     assert refused.value.resets_at == datetime(2026, 11, 23, tzinfo=UTC)
-    assert fake_time.slept == []
+    assert fake_time.slept == slept
     assert await budget.remaining_today() == 0
     assert CTCT_QUOTA_LEFT._value.get() == 0
 
@@ -155,3 +172,25 @@ async def test_the_table_holds_a_fingerprint_never_the_api_key(
         hashlib.sha256(b"very-secret-api-key").hexdigest()
     ]
     assert "very-secret-api-key" not in repr(rows)
+
+
+async def test_a_caller_woken_late_moves_its_slot_so_the_next_ones_count_from_when_it_went(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    late = 0.05
+
+    async def oversleep(seconds: float) -> None:  # a loaded machine wakes us late
+        fake_time.slept.append(seconds)
+        fake_time.advance(seconds + late)
+
+    budget = CallBudget(
+        engine, ctct_settings(rate_per_second=4), clock=fake_time.clock, sleep=oversleep
+    )
+    await budget.acquire()
+    await budget.acquire()  # woken `late` after its slot, and sent then
+    went = fake_time.now
+
+    await budget.acquire()
+
+    # Its slot counts from when the previous call went, not from when it should have.
+    assert (fake_time.now - went).total_seconds() == pytest.approx(budget.interval_seconds + late)
