@@ -2,21 +2,22 @@
 
 Per CTCT API key (stored as a SHA-256 fingerprint, never the key):
 
-- calls paced evenly (GCRA with no burst, i.e. a leaky bucket): every grant is a slot at least
-  `interval` = (1 + pacing_slack) / rate after the previous one, whichever process took it
-  (0.254 s at 4/s with CTCT_PACING_SLACK=0.015). The row keeps the last R = floor(rate) slots,
-  which may lie in the future: a caller reserves the next free slot in one short transaction,
-  sleeps until it and sends. CTCT counts arrivals in a sliding one-second window, so any R+1
-  consecutive arrivals must span more than a second: evenly spaced slots span R intervals
-  (1.015 s), so 15 ms of jitter between our slot and CTCT's arrival is absorbed while 98.5% of
-  the limit is used. The former sliding window (R grants per R/rate + 0.1 s) let bursts of R
-  through, then waited the slack out: 0.909 of the limit at best. Reserving a slot, rather
-  than polling until one is free, keeps database round trips out of the jitter: the sleep
-  ends at the slot, not at a commit. A caller that wakes more than LATE_TOLERANCE_SECONDS
+- calls paced evenly (GCRA with no burst, i.e. a leaky bucket): while callers queue, every
+  grant is a slot at least `interval` = (1 + pacing_slack) / rate after the previous one,
+  whichever process took it (0.254 s at 4/s with CTCT_PACING_SLACK=0.015). The row keeps the
+  last R = floor(rate) slots, which may lie in the future: a caller reserves the next free
+  slot in one short transaction, sleeps until it and sends. CTCT counts arrivals in a sliding
+  second, so any R+1 consecutive arrivals must span more than a second: slots never put R+1
+  within R intervals (1.015 s), which leaves 15 ms for the jitter between a slot and CTCT's
+  arrival, at 98.5% of the limit. The former window (R grants per R/rate + 0.1 s) let bursts
+  of R through and waited out the slack: 0.909 of the limit at best. A caller alone in its
+  process (a sequential reader whose previous answer came late) may take the slots it missed
+  at once, within that window: strict pacing would lose them for good. Reserving a slot,
+  rather than polling until one is free, keeps database round trips out of the jitter: the
+  sleep ends at the slot, not at a commit. A caller woken more than LATE_TOLERANCE_SECONDS
   after its slot (a loaded machine) moves its slot to the time it really sends, so the slots
-  reserved after that (and the guard: no R+1 slots within R intervals) count from when it
-  went. A token bucket would not do: a full bucket plus a refill lets 2R-1 calls into some
-  window.
+  after it count from then. A token bucket would not do: a full bucket plus a refill lets
+  2R-1 calls into some window.
 - at most `daily_quota` calls per UTC day, of which `interactive_reserve` only
   `Priority.INTERACTIVE` may spend; a caller whose share is gone gets `CtctBudgetExhausted` at
   once, with the time the day resets.
@@ -129,6 +130,7 @@ class CallBudget:
         self._default_max_wait = default_max_wait
         self._row_ready = False
         self._turn = asyncio.Lock()
+        self._queued = 0  # callers of this process waiting for the turn
 
     @property
     def interval_seconds(self) -> float:
@@ -151,7 +153,11 @@ class CallBudget:
         """Wait for a grant to make one CTCT call; raises instead of waiting past `max_wait`."""
         limit = self._default_max_wait if max_wait is None else max_wait
         started = time_module.monotonic()
-        await self._take_turn(limit)
+        self._queued += 1
+        try:
+            await self._take_turn(limit)
+        finally:
+            self._queued -= 1
         try:
             await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
         finally:
@@ -349,11 +355,7 @@ class CallBudget:
                 seconds = (row.penalty_ends_at - now).total_seconds()
                 return _Wait(seconds + self._jitter(seconds), "penalty")
             recent = sorted(t for t in row.recent_granted_at if t > now - self._window)
-            slot = now
-            if recent:
-                slot = max(slot, recent[-1] + self._interval)
-            if len(recent) >= self._per_window:
-                slot = max(slot, recent[-self._per_window] + self._window)
+            slot = self._next_slot(now, recent)
             seconds = (slot - now).total_seconds()
             if seconds > time_left:
                 return _Wait(seconds, "window")  # not reserved: the caller refuses at once
@@ -374,6 +376,22 @@ class CallBudget:
         CTCT_RATE_LIMIT_WAITS.labels(reason="pacing").inc()
         # Sleep until the slot by the clock as it is after the commit, not as it was before.
         return _Wait(max(0.0, (slot - self._clock()).total_seconds()), "pacing", slot=slot)
+
+    def _next_slot(self, now: datetime, recent: list[datetime]) -> datetime:
+        """The earliest slot for this caller, never before the last one taken.
+
+        Always: no R+1 consecutive slots within R intervals (CTCT's window with our margin).
+        While other callers of this process queue behind this one, also: no k+1 consecutive
+        slots within k intervals for any k, which spaces the slots one interval apart (even
+        pacing, the rate CTCT sees). A caller alone in its process (a sequential reader such as
+        the audit's lister, whose previous answer may have come late) may instead take slots it
+        missed straight away, as long as the window allows: strict pacing would lose them.
+        """
+        slot = max(now, recent[-1]) if recent else now
+        first_k = 1 if self._queued else self._per_window
+        for k in range(first_k, min(len(recent), self._per_window) + 1):
+            slot = max(slot, recent[-k] + self._interval * k)
+        return slot
 
     def _jitter(self, seconds: float) -> float:
         # Waiters woken at the same instant would all queue on the row lock at once.
