@@ -2,22 +2,14 @@
 
 Per CTCT API key (stored as a SHA-256 fingerprint, never the key):
 
-- calls paced evenly (GCRA with no burst, i.e. a leaky bucket): while callers queue, every
-  grant is a slot at least `interval` = (1 + pacing_slack) / rate after the previous one,
-  whichever process took it (0.254 s at 4/s with CTCT_PACING_SLACK=0.015). The row keeps the
-  last R = floor(rate) slots, which may lie in the future: a caller reserves the next free
-  slot in one short transaction, sleeps until it and sends. CTCT counts arrivals in a sliding
-  second, so any R+1 consecutive arrivals must span more than a second: slots never put R+1
-  within R intervals (1.015 s), which leaves 15 ms for the jitter between a slot and CTCT's
-  arrival, at 98.5% of the limit. The former window (R grants per R/rate + 0.1 s) let bursts
-  of R through and waited out the slack: 0.909 of the limit at best. A caller alone in its
-  process (a sequential reader whose previous answer came late) may take the slots it missed
-  at once, within that window: strict pacing would lose them for good. Reserving a slot,
-  rather than polling until one is free, keeps database round trips out of the jitter: the
-  sleep ends at the slot, not at a commit. A caller woken more than LATE_TOLERANCE_SECONDS
-  after its slot (a loaded machine) moves its slot to the time it really sends, so the slots
-  after it count from then. A token bucket would not do: a full bucket plus a refill lets
-  2R-1 calls into some window.
+- calls paced evenly (GCRA with no burst, i.e. a leaky bucket), as docs/ctct.md explains: a
+  caller reserves the next free slot in one short transaction, sleeps until it and sends.
+  While callers queue, slots are `interval` = (1 + pacing_slack) / rate apart, whichever
+  process took them (0.254 s at 4/s); the row keeps the last R = floor(rate) slots, which may
+  lie in the future. CTCT counts arrivals in a sliding second, so no R+1 slots ever fall within
+  R intervals (1.015 s): 15 ms for jitter at 98.5% of the limit. A caller alone in its process
+  may take slots it missed at once, within that window; one woken more than
+  LATE_TOLERANCE_SECONDS late moves its slot to when it really sends.
 - at most `daily_quota` calls per UTC day, of which `interactive_reserve` only
   `Priority.INTERACTIVE` may spend; a caller whose share is gone gets `CtctBudgetExhausted` at
   once, with the time the day resets.
