@@ -62,6 +62,8 @@ class CtctSettings(BaseModel):
     api_key: SecretStr = SecretStr("sandbox-api-key")
     partner_id: str | None = None
     rate_per_second: float = Field(default=4.0, gt=0)
+    # Calls are paced at rate / (1 + pacing_slack): the margin for arrival jitter at CTCT.
+    pacing_slack: float = Field(default=0.015, ge=0, le=1)
     daily_quota: int = Field(default=10_000, gt=0)
     interactive_reserve: int = Field(default=1_000, ge=0)
     timeout_seconds: float = Field(default=10.0, gt=0)

@@ -27,6 +27,9 @@ class AccessDecisions(Protocol):
     async def check(self, account_id: str, *, actor_name: str | None = None) -> dict[str, Any]:
         """The decision for one account, from our store."""
 
+    async def check_encoded(self, account_id: str, *, actor_name: str | None = None) -> bytes:
+        """`check` as the response's JSON bytes."""
+
     async def check_fresh(
         self, account_id: str, *, actor_name: str | None = None
     ) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """Benchmark: 200 provisioning requests against a sandbox that enforces CTCT's 4 requests/s.
 
-Serves the CTCT sandbox on loopback (its own limiter at 4/s, as CTCT's), runs the API in this
-process (through ASGITransport) and one worker, and sends 200 `POST /v1/accounts` at once. Our
-shared call budget (CTCT_RATE_PER_SECOND=4) must pace every create so that the sandbox sees the
-full rate and never answers 429. Prints the achieved create rate divided by the limit (goal
->= 0.9), the 429s received (goal 0) and duplicate accounts (must be 0); the last line is
-`RESULT rate_ratio=<x> throttled=<n> duplicates=<n>`.
+Serves the CTCT sandbox on loopback (its own limiter: at most 4 calls admitted in any sliding
+second, counted at arrival, as CTCT does), starts one API process and two worker processes, and
+sends 200 `POST /v1/accounts` at once. The shared call budget in Postgres
+(CTCT_RATE_PER_SECOND=4, default CTCT_PACING_SLACK) must pace the creates of both workers so
+that the sandbox sees the full rate and never answers 429. Prints the achieved create rate
+divided by the limit (goal >= 0.98), the 429s received (goal 0) and duplicate accounts (must
+be 0); the last line is `RESULT rate_ratio=<x> throttled=<n> duplicates=<n>`.
 
     .venv/bin/python bench/provision.py [--requests 200]
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -91,9 +93,9 @@ def process_env(database_url: str, sandbox_url: str) -> dict[str, str]:
 
 @contextmanager
 def partnergate(env: dict[str, str]) -> Iterator[str]:
-    """One API process and one worker process; yields the API's URL."""
+    """One API process and two worker processes; yields the API's URL."""
     port = free_port()
-    commands = [["serve", "--host", "127.0.0.1", "--port", str(port)], ["worker"]]
+    commands = [["serve", "--host", "127.0.0.1", "--port", str(port)], ["worker"], ["worker"]]
     log_path = ROOT / ".data" / "bench-provision.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
@@ -109,7 +111,7 @@ def partnergate(env: dict[str, str]) -> Iterator[str]:
         ]
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # 20 s seen just importing on a loaded machine
         while True:
             if any(child.poll() is not None for child in children):
                 raise RuntimeError("a partnergate process exited during startup")
@@ -117,7 +119,7 @@ def partnergate(env: dict[str, str]) -> Iterator[str]:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError("the API did not start within 60 s")
+                raise RuntimeError("the API did not start within 120 s")
             time.sleep(0.2)
         yield url
     finally:
@@ -187,6 +189,12 @@ def report(
     )
     times = sorted(_at(c.at) for c in created)
     span = (times[-1] - times[0]).total_seconds() if len(times) > 1 else 0.0
+    arrivals = sorted(_at(c.at) for c in calls if c.path == CREATE_PATH)
+    limit = int(RATE_LIMIT)
+    spans = [
+        (arrivals[i + limit] - arrivals[i]).total_seconds() for i in range(len(arrivals) - limit)
+    ]
+    gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(arrivals))
     # N creates spread over `span` seconds fill N-1 intervals of the limit.
     rate = (len(times) - 1) / span if span > 0 else 0.0
     ratio = rate / RATE_LIMIT
@@ -195,8 +203,15 @@ def report(
     print(f"final states:           {dict(final)}")
     print(f"accounts created:       {len(created)} in {span:.1f} s")
     print(f"429s by path:           {dict(Counter(c.path for c in calls if c.status == 429))}")
+    if spans and gaps:
+        # CTCT (and the sandbox) admit a call when fewer than 4 arrived in the second before it.
+        print(
+            f"arrival gaps:           min {gaps[0] * 1000:.1f} ms, "
+            f"median {gaps[len(gaps) // 2] * 1000:.1f} ms, max {gaps[-1] * 1000:.1f} ms"
+        )
+        print(f"tightest {limit + 1} arrivals:    {min(spans):.4f} s (must stay >= 1 s)")
     print(f"achieved create rate:   {rate:.2f}/s against a limit of {RATE_LIMIT:g}/s")
-    print(f"rate ratio:             {ratio:.3f} (goal >= 0.9)")
+    print(f"rate ratio:             {ratio:.3f} (goal >= 0.98)")
     print(f"429s received:          {throttled} (goal 0)")
     print(f"duplicate accounts:     {duplicates} (must be 0)")
     print(f"RESULT rate_ratio={ratio:.3f} throttled={throttled} duplicates={duplicates}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -24,6 +25,9 @@ class Snapshot:
     # `verified_at` as epoch seconds and as ISO text, computed once per fill, not per request.
     verified_ts: float | None
     verified_iso: str | None
+    # The decision as response bytes, by staleness, encoded on first use (a snapshot belongs to
+    # one client), so a cache hit sends bytes it already has.
+    bodies: dict[bool, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, status: str, verified_at: datetime | None) -> Snapshot:
@@ -42,6 +46,8 @@ class DecisionCache:
         self.generation = 0
         # monotonic time until which entries may be served; 0 means "never" (not listening).
         self._trusted_until = 0.0
+        # Called with a client's id when a cached entry is invalidated (to re-read it behind).
+        self.on_invalidated: Callable[[str], None] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -81,7 +87,8 @@ class DecisionCache:
     def invalidate(self, key: str) -> None:
         """Forget one client (its status changed somewhere)."""
         self.generation += 1
-        self._entries.pop(key, None)
+        if self._entries.pop(key, None) is not None and self.on_invalidated is not None:
+            self.on_invalidated(key)
 
     def clear(self) -> None:
         """Forget every client."""

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.access import repository
 from app.access.cache import DecisionCache, Snapshot
+from app.access.reads import CacheFiller
 from app.clients.models import Client, ClientStatus, EventSource
 from app.clients.service import Actor
 from app.ctct.budget import Priority
@@ -105,6 +107,7 @@ class AccessService:
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessionmaker = sessionmaker
         self.cache = cache
+        self._filler = CacheFiller(self._reader, cache)
         self._probe = probe
         self._ttl = settings.membership.ttl.total_seconds()
         self._probe_timeout = settings.access.probe_timeout
@@ -125,16 +128,25 @@ class AccessService:
 
     async def check(self, account_id: str, *, actor_name: str | None = None) -> Decision:
         """The decision for one client, from the cache or the store; probes unknown ids."""
-        snapshot = self.cache.get(account_id)
+        snapshot = await self._filler.snapshot(account_id)
         if snapshot is None:
-            generation = self.cache.generation
-            async with self._reader.connect() as conn:
-                row = await repository.status_of(conn, account_id)
-            if row is None:
-                return await self._check_unknown(account_id, actor_name)
-            snapshot = Snapshot.of(*row)
-            self.cache.put(account_id, snapshot, generation)
+            return await self._check_unknown(account_id, actor_name)
         return self._decide(account_id, snapshot)
+
+    async def check_encoded(self, account_id: str, *, actor_name: str | None = None) -> bytes:
+        """`check` as response bytes: a cache hit sends what it encoded when it was filled."""
+        snapshot = await self._filler.snapshot(account_id)
+        if snapshot is None:
+            return orjson.dumps(await self._check_unknown(account_id, actor_name))
+        stale = self._stale(account_id, snapshot)
+        allowed = self._allowed[snapshot.status]
+        self._counters[snapshot.status, allowed].inc()
+        body = snapshot.bodies.get(stale)
+        if body is None:
+            body = snapshot.bodies[stale] = orjson.dumps(
+                self._decision(account_id, snapshot, allowed, stale, None)
+            )
+        return body
 
     async def check_fresh(self, account_id: str, *, actor_name: str | None = None) -> Decision:
         """Ask CTCT first (within ACCESS_PROBE_TIMEOUT), then decide; the store if CTCT can't."""
@@ -157,26 +169,10 @@ class AccessService:
         batch waits for them at most ACCESS_PROBE_TIMEOUT in total; those not answered by then
         are `unverified` (denied) and their probes finish in the background.
         """
-        found: dict[str, Snapshot] = {}
-        missing: list[str] = []
-        for account_id in dict.fromkeys(account_ids):
-            snapshot = self.cache.get(account_id)
-            if snapshot is None:
-                missing.append(account_id)
-            else:
-                found[account_id] = snapshot
-        unknown: list[str] = []
-        if missing:
-            generation = self.cache.generation
-            async with self._reader.connect() as conn:
-                rows = await repository.statuses_of(conn, missing)
-            for account_id in missing:
-                row = rows.get(account_id)
-                if row is None:
-                    unknown.append(account_id)
-                    continue
-                found[account_id] = Snapshot.of(*row)
-                self.cache.put(account_id, found[account_id], generation)
+        found = await self._filler.snapshots(account_ids)
+        unknown = [
+            account_id for account_id in dict.fromkeys(account_ids) if account_id not in found
+        ]
         probed: dict[str, Probed] = {}
         if unknown:
             tasks = {
@@ -207,18 +203,26 @@ class AccessService:
     def _decide(
         self, account_id: str, snapshot: Snapshot, *, reason: str | None = None
     ) -> Decision:
-        status = snapshot.status
+        stale = self._stale(account_id, snapshot)
+        allowed = self._allowed[snapshot.status]
+        self._counters[snapshot.status, allowed].inc()
+        return self._decision(account_id, snapshot, allowed, stale, reason)
+
+    def _stale(self, account_id: str, snapshot: Snapshot) -> bool:
         verified_ts = snapshot.verified_ts
         stale = verified_ts is None or time.time() - verified_ts > self._ttl
         if stale:
             self.refresh_in_background(account_id)
-        allowed = self._allowed[status]
-        self._counters[status, allowed].inc()
+        return stale
+
+    def _decision(
+        self, account_id: str, snapshot: Snapshot, allowed: bool, stale: bool, reason: str | None
+    ) -> Decision:
         return {
             "account_id": account_id,
             "allowed": allowed,
-            "status": status,
-            "reason": reason or self._reasons[status],
+            "status": snapshot.status,
+            "reason": reason or self._reasons[snapshot.status],
             "verified_at": snapshot.verified_iso,
             "stale": stale,
         }
@@ -354,6 +358,7 @@ class AccessService:
     async def aclose(self) -> None:
         """Stop starting probes; cancel the ones in flight and wait for them to unwind."""
         self._closed = True
+        await self._filler.aclose()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

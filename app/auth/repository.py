@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -32,5 +32,8 @@ async def all_keys(session: AsyncSession) -> Sequence[ApiKey]:
     return result.scalars().all()
 
 
-async def touch(session: AsyncSession, key_id: int, at: datetime) -> None:
-    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))
+async def touch_many(session: AsyncSession, used_at: Mapping[int, datetime]) -> None:
+    """Set `last_used_at` of many keys in one statement (executemany by primary key)."""
+    await session.execute(
+        update(ApiKey), [{"id": key_id, "last_used_at": at} for key_id, at in used_at.items()]
+    )

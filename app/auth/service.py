@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
+import structlog
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import repository
@@ -17,10 +20,15 @@ from app.auth.scopes import Scope
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 
+log = structlog.get_logger(__name__)
+
 KEY_PREFIX = "pgk_"
 # How long a verified key is trusted from memory; revocation reaches every process within this.
 VERIFIED_KEY_TTL_SECONDS = 2.0
+# A live key in use is re-read in the background once its answer is this old (< the TTL).
+REFRESH_AHEAD_SECONDS = 1.0
 LAST_USED_RESOLUTION_SECONDS = 60.0
+MAX_MEMO_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,30 +81,129 @@ async def revoke_key(session: AsyncSession, name: str) -> ApiKey:
     return key
 
 
-class KeyVerifier:
-    """Verifies bearer keys with a short in-memory memo so the hot path avoids the database."""
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    """What one read of a key said, and until when (monotonic seconds) it may be trusted."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    principal: Principal | None
+    refresh_at: float
+    expires_at: float
+
+
+class KeyVerifier:
+    """Verifies bearer keys from a memo that no request waits to refresh under steady traffic.
+
+    - An answer is trusted for `VERIFIED_KEY_TTL_SECONDS` from the moment its read began, so a
+      revocation reaches every process within that.
+    - Single flight: a missing or expired key is read once however many requests want it; they
+      all await the same task.
+    - Refresh ahead: once a live key's answer is `REFRESH_AHEAD_SECONDS` old, the next request
+      starts one background re-read and is still answered from the memo.
+    - `last_used_at` is never written on the request path: uses are noted in memory and a
+      background flush writes, in one statement, every key last written more than
+      `LAST_USED_RESOLUTION_SECONDS` ago.
+
+    Without these, every request in flight when a key's memo expired opened its own session
+    (pool checkout, BEGIN, SELECT, COMMIT) at once, and the pool queue stalled them all.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sessionmaker = sessionmaker
-        self._verified: dict[str, tuple[float, Principal | None]] = {}
-        self._last_touched: dict[int, float] = {}
+        # Monotonic seconds; tests move it to make a memo expire without waiting.
+        self.clock = clock
+        self._memo: dict[str, _Memo] = {}
+        self._reads: dict[str, asyncio.Task[_Memo]] = {}
+        self._written_at: dict[int, float] = {}
+        self._due: dict[int, datetime] = {}
+        self._flush: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def verify(self, secret: str) -> Principal | None:
         """The principal for a live key, or None for an unknown or revoked one."""
         digest = hash_secret(secret)
-        now = time.monotonic()
-        memo = self._verified.get(digest)
-        if memo is not None and now - memo[0] < VERIFIED_KEY_TTL_SECONDS:
-            return memo[1]
-        async with self._sessionmaker() as session, session.begin():
-            key = await repository.by_secret_hash(session, digest)
-            principal = None
-            if key is not None and key.revoked_at is None:
-                principal = Principal(key.id, key.name, frozenset(key.scopes))
-                if now - self._last_touched.get(key.id, -1e9) >= LAST_USED_RESOLUTION_SECONDS:
-                    await repository.touch(session, key.id, utcnow())
-                    self._last_touched[key.id] = now
-        if len(self._verified) > 10_000:
-            self._verified.clear()
-        self._verified[digest] = (now, principal)
+        now = self.clock()
+        memo = self._memo.get(digest)
+        if memo is None or now >= memo.expires_at:
+            memo = await self._read_shared(digest)
+        elif now >= memo.refresh_at and digest not in self._reads and not self._closed:
+            self._start_read(digest)
+        principal = memo.principal
+        if principal is not None:
+            self._note_use(principal.key_id, now)
         return principal
+
+    async def _read_shared(self, digest: str) -> _Memo:
+        task = self._reads.get(digest)
+        if task is None:
+            task = self._start_read(digest)
+        # A waiter that goes away (client disconnect) must not cancel the read for the others.
+        return await asyncio.shield(task)
+
+    def _start_read(self, digest: str) -> asyncio.Task[_Memo]:
+        task = asyncio.create_task(self._read(digest), name="api-key-read")
+        self._reads[digest] = task
+
+        def done(finished: asyncio.Task[_Memo]) -> None:
+            if self._reads.get(digest) is finished:
+                del self._reads[digest]
+            if not finished.cancelled() and (exc := finished.exception()) is not None:
+                log.warning("auth.key.read_failed", error_type=type(exc).__name__)
+
+        task.add_done_callback(done)
+        return task
+
+    async def _read(self, digest: str) -> _Memo:
+        started = self.clock()
+        async with self._sessionmaker() as session:
+            key = await repository.by_secret_hash(session, digest)
+        principal = None
+        if key is not None and key.revoked_at is None:
+            principal = Principal(key.id, key.name, frozenset(key.scopes))
+        refresh_at = started + (
+            REFRESH_AHEAD_SECONDS if principal is not None else VERIFIED_KEY_TTL_SECONDS
+        )
+        memo = _Memo(principal, refresh_at, started + VERIFIED_KEY_TTL_SECONDS)
+        if len(self._memo) >= MAX_MEMO_ENTRIES and digest not in self._memo:
+            self._memo.clear()
+        self._memo[digest] = memo
+        return memo
+
+    def _note_use(self, key_id: int, now: float) -> None:
+        written = self._written_at.get(key_id)
+        if written is not None and now - written < LAST_USED_RESOLUTION_SECONDS:
+            return
+        self._written_at[key_id] = now
+        self._due[key_id] = utcnow()
+        if self._flush is None and not self._closed:
+            self._flush = asyncio.create_task(self._write_uses(), name="api-key-last-used")
+
+    async def _write_uses(self) -> None:
+        try:
+            while self._due:
+                due, self._due = self._due, {}
+                try:
+                    async with self._sessionmaker() as session, session.begin():
+                        await repository.touch_many(session, due)
+                except SQLAlchemyError as exc:  # advisory data: never fail a request over it
+                    log.warning("auth.key.last_used_failed", error_type=type(exc).__name__)
+        finally:
+            self._flush = None
+
+    async def settle(self) -> None:
+        """Wait until no read or write is in flight in the background."""
+        while self._reads or self._flush is not None:
+            await asyncio.gather(
+                *self._reads.values(), *filter(None, [self._flush]), return_exceptions=True
+            )
+
+    async def aclose(self) -> None:
+        """Start nothing new; cancel background reads; write the uses noted so far."""
+        self._closed = True
+        for task in self._reads.values():
+            task.cancel()
+        await self.settle()

@@ -2,14 +2,14 @@
 
 Per CTCT API key (stored as a SHA-256 fingerprint, never the key):
 
-- at most R = floor(rate_per_second) calls in any sliding window. The row keeps the times of the
-  last R grants, and a call is granted only when the R-th newest is older than the window. A
-  token bucket would not do: a full bucket plus a refill lets 2R-1 calls into some one-second
-  window. The window is R/rate seconds plus WINDOW_SLACK_SECONDS (1.1 s at 4/s): CTCT counts
-  arrivals, not our grants, and the slack absorbs the jitter between the two (scheduling, a
-  connection being opened, network latency that varies, clock skew between replicas kept by
-  NTP). 50 ms proved too little on a loaded machine even over loopback; the 9% of burst rate
-  it costs matters little, since the daily quota (0.12 calls/s on average) binds first.
+- calls paced evenly (GCRA with no burst, i.e. a leaky bucket), as docs/ctct.md explains: a
+  caller reserves the next free slot in one short transaction, sleeps until it and sends.
+  While callers queue, slots are `interval` = (1 + pacing_slack) / rate apart, whichever
+  process took them (0.254 s at 4/s); the row keeps the last R = floor(rate) slots, which may
+  lie in the future. CTCT counts arrivals in a sliding second, so no R+1 slots ever fall within
+  R intervals (1.015 s): 15 ms for jitter at 98.5% of the limit. A caller alone in its process
+  may take slots it missed at once, within that window; one woken more than
+  LATE_TOLERANCE_SECONDS late moves its slot to when it really sends.
 - at most `daily_quota` calls per UTC day, of which `interactive_reserve` only
   `Priority.INTERACTIVE` may spend; a caller whose share is gone gets `CtctBudgetExhausted` at
   once, with the time the day resets.
@@ -45,7 +45,9 @@ from app.settings import CtctSettings
 
 log = structlog.get_logger(__name__)
 
-WINDOW_SLACK_SECONDS = 0.1
+# A caller that wakes later than this after its slot records when it really sends (a loaded
+# machine's wake-up lag would otherwise eat the margin of the calls after it).
+LATE_TOLERANCE_SECONDS = 0.003
 DEFAULT_MAX_WAIT_SECONDS = 30.0
 MAX_WAKE_JITTER_SECONDS = 0.005
 
@@ -75,6 +77,8 @@ class BudgetSnapshot:
 class _Wait:
     seconds: float
     reason: str
+    # A slot is ours: sleep until it and send, without asking again (unless we wake too late).
+    slot: datetime | None = None
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -99,14 +103,17 @@ class CallBudget:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         default_max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
-        window_slack_seconds: float = WINDOW_SLACK_SECONDS,
+        pacing_slack: float | None = None,
+        late_tolerance: float = LATE_TOLERANCE_SECONDS,
     ) -> None:
         self._engine = engine
         self._fingerprint = key_fingerprint(settings.api_key.get_secret_value())
         self._per_window = max(1, math.floor(settings.rate_per_second))
-        self._window = timedelta(
-            seconds=self._per_window / settings.rate_per_second + window_slack_seconds
-        )
+        slack = settings.pacing_slack if pacing_slack is None else pacing_slack
+        self._interval = timedelta(seconds=(1 + slack) / settings.rate_per_second)
+        # Never more than R slots in any R intervals, whatever the row holds.
+        self._window = self._interval * self._per_window
+        self._late_tolerance = late_tolerance
         self._daily_quota = settings.daily_quota
         self._reserve = min(settings.interactive_reserve, settings.daily_quota)
         self._clock = clock
@@ -115,6 +122,12 @@ class CallBudget:
         self._default_max_wait = default_max_wait
         self._row_ready = False
         self._turn = asyncio.Lock()
+        self._queued = 0  # callers of this process waiting for the turn
+
+    @property
+    def interval_seconds(self) -> float:
+        """The spacing between two grants (from any process)."""
+        return self._interval.total_seconds()
 
     @property
     def window_seconds(self) -> float:
@@ -132,7 +145,11 @@ class CallBudget:
         """Wait for a grant to make one CTCT call; raises instead of waiting past `max_wait`."""
         limit = self._default_max_wait if max_wait is None else max_wait
         started = time_module.monotonic()
-        await self._take_turn(limit)
+        self._queued += 1
+        try:
+            await self._take_turn(limit)
+        finally:
+            self._queued -= 1
         try:
             await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
         finally:
@@ -157,8 +174,14 @@ class CallBudget:
 
     async def _acquire_in_turn(self, priority: Priority, limit: float, waited: float) -> None:
         while True:
-            wait = await self._try_grant(priority)
+            wait = await self._try_grant(priority, limit - waited)
             if wait is None:
+                return
+            if wait.slot is not None:
+                # Holding this process's turn until the slot: one reservation per process ahead.
+                await self._sleep(wait.seconds)
+                if (self._clock() - wait.slot).total_seconds() > self._late_tolerance:
+                    await self._move_slot(wait.slot)
                 return
             if waited + wait.seconds > limit:
                 log.info(
@@ -175,6 +198,25 @@ class CallBudget:
             CTCT_RATE_LIMIT_WAITS.labels(reason=wait.reason).inc()
             await self._sleep(wait.seconds)
             waited += wait.seconds
+
+    async def _move_slot(self, slot: datetime) -> None:
+        """Woken late for `slot`: record when the call really goes, so the next slots (and the
+        window guard) count from there rather than from a time it did not go at."""
+        CTCT_RATE_LIMIT_WAITS.labels(reason="late_slot").inc()
+        async with self._engine.begin() as conn:
+            recent = await conn.scalar(
+                select(_table.c.recent_granted_at)
+                .where(_table.c.key_fingerprint == self._fingerprint)
+                .with_for_update()
+            )
+            now = self._clock()
+            moved = sorted([*(t for t in recent or [] if t != slot), now])[-self._per_window :]
+            await conn.execute(
+                update(_table)
+                .where(_table.c.key_fingerprint == self._fingerprint)
+                .values(recent_granted_at=moved, updated_at=now)
+            )
+        log.info("ctct.budget.slot_moved", late_ms=round((now - slot).total_seconds() * 1000, 1))
 
     async def penalize(self, seconds: float) -> None:
         """Hold back every process's calls for `seconds` (after CTCT answered 429)."""
@@ -264,7 +306,7 @@ class CallBudget:
         )
         self._row_ready = True
 
-    async def _try_grant(self, priority: Priority) -> _Wait | None:
+    async def _try_grant(self, priority: Priority, time_left: float) -> _Wait | None:
         async with self._engine.begin() as conn:
             await self._ensure_row(conn)
             row = (
@@ -305,11 +347,11 @@ class CallBudget:
                 seconds = (row.penalty_ends_at - now).total_seconds()
                 return _Wait(seconds + self._jitter(seconds), "penalty")
             recent = sorted(t for t in row.recent_granted_at if t > now - self._window)
-            if len(recent) >= self._per_window:
-                oldest = recent[-self._per_window]
-                seconds = (oldest + self._window - now).total_seconds()
-                return _Wait(max(seconds, 0.0) + self._jitter(seconds), "window")
-            recent = [*recent, now][-self._per_window :]
+            slot = self._next_slot(now, recent)
+            seconds = (slot - now).total_seconds()
+            if seconds > time_left:
+                return _Wait(seconds, "window")  # not reserved: the caller refuses at once
+            recent = [*recent, slot][-self._per_window :]
             await conn.execute(
                 update(_table)
                 .where(_table.c.key_fingerprint == self._fingerprint)
@@ -321,7 +363,27 @@ class CallBudget:
                 )
             )
         CTCT_QUOTA_LEFT.set(max(0, self._daily_quota - used - 1))
-        return None
+        if seconds <= 0:
+            return None
+        CTCT_RATE_LIMIT_WAITS.labels(reason="pacing").inc()
+        # Sleep until the slot by the clock as it is after the commit, not as it was before.
+        return _Wait(max(0.0, (slot - self._clock()).total_seconds()), "pacing", slot=slot)
+
+    def _next_slot(self, now: datetime, recent: list[datetime]) -> datetime:
+        """The earliest slot for this caller, never before the last one taken.
+
+        Always: no R+1 consecutive slots within R intervals (CTCT's window with our margin).
+        While other callers of this process queue behind this one, also: no k+1 consecutive
+        slots within k intervals for any k, which spaces the slots one interval apart (even
+        pacing, the rate CTCT sees). A caller alone in its process (a sequential reader such as
+        the audit's lister, whose previous answer may have come late) may instead take slots it
+        missed straight away, as long as the window allows: strict pacing would lose them.
+        """
+        slot = max(now, recent[-1]) if recent else now
+        first_k = 1 if self._queued else self._per_window
+        for k in range(first_k, min(len(recent), self._per_window) + 1):
+            slot = max(slot, recent[-k] + self._interval * k)
+        return slot
 
     def _jitter(self, seconds: float) -> float:
         # Waiters woken at the same instant would all queue on the row lock at once.

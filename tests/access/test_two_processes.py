@@ -53,7 +53,7 @@ def api_process(database_url: str, sandbox_url: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded 2-core machine imports slowly
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,21 +32,56 @@ def _budget(engine: AsyncEngine, fake_time: FakeTime, **settings: object) -> Cal
     )
 
 
-async def test_grants_never_exceed_the_rate_in_any_one_second_window(
+async def test_queueing_callers_are_paced_evenly_and_never_exceed_the_rate_in_any_second(
     engine: AsyncEngine, fake_time: FakeTime
 ) -> None:
     budget = _budget(engine, fake_time, rate_per_second=4)
     granted: list[datetime] = []
 
-    for _ in range(20):
+    async def call() -> None:
         await budget.acquire()
         granted.append(fake_time.now)
 
+    await asyncio.gather(*(call() for _ in range(20)))
+
     assert _max_in_any_window(granted) == 4
-    # 20 calls at 4 per window: four full windows of waiting, no more.
-    window = budget.window_seconds
-    assert window == pytest.approx(1.1)
-    assert (granted[-1] - granted[0]).total_seconds() == pytest.approx(4 * window, abs=0.25)
+    interval = budget.interval_seconds
+    assert interval == pytest.approx(1.015 / 4)  # 98.5% of the rate
+    gaps = {round((b - a).total_seconds(), 6) for a, b in itertools.pairwise(granted)}
+    assert gaps == {round(interval, 6)}
+
+
+async def test_a_slot_beyond_a_callers_deadline_is_refused_and_left_for_the_next_caller(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time, rate_per_second=4)
+    for _ in range(4):
+        await budget.acquire()
+    started = fake_time.now
+
+    with pytest.raises(CtctBudgetTimeout):
+        await budget.acquire(max_wait=0.1)
+    assert fake_time.slept == []
+
+    await budget.acquire()
+    assert (fake_time.now - started).total_seconds() == pytest.approx(budget.window_seconds)
+
+
+async def test_a_lone_caller_that_fell_behind_takes_the_slots_it_missed_within_the_window(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time, rate_per_second=4)
+    interval = budget.interval_seconds
+    granted: list[datetime] = []
+    for answer_took in [interval, interval, 3 * interval, 0.0, 0.0, 0.0, 0.0]:
+        await budget.acquire()
+        granted.append(fake_time.now)
+        fake_time.advance(answer_took)  # a sequential reader: the next call waits for this one
+
+    assert _max_in_any_window(granted) == 4
+    # After the slow answer the missed slots are taken at once, as far as the window allows:
+    # the last call goes 6 intervals after the first; strict pacing would have made it 8.
+    assert (granted[-1] - granted[0]).total_seconds() == pytest.approx(6 * interval)
 
 
 async def test_two_budgets_on_one_database_share_the_window(
@@ -69,12 +105,13 @@ async def test_quota_stops_at_the_daily_limit_and_resumes_the_next_utc_day(
     budget = _budget(engine, fake_time, daily_quota=5)
     for _ in range(5):
         await budget.acquire()
+    slept = list(fake_time.slept)  # the pacing between the five
 
     with pytest.raises(CtctBudgetExhausted) as refused:
         await budget.acquire()
 
     assert refused.value.resets_at == datetime(2026, 11, 23, tzinfo=UTC)
-    assert fake_time.slept == []
+    assert fake_time.slept == slept
     assert await budget.remaining_today() == 0
     assert CTCT_QUOTA_LEFT._value.get() == 0
 
@@ -155,3 +192,26 @@ async def test_the_table_holds_a_fingerprint_never_the_api_key(
         hashlib.sha256(b"very-secret-api-key").hexdigest()
     ]
     assert "very-secret-api-key" not in repr(rows)
+
+
+async def test_a_caller_woken_late_moves_its_slot_so_the_window_counts_from_when_it_went(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    late = [0.05]
+
+    async def oversleep(seconds: float) -> None:  # a loaded machine wakes the first sleeper late
+        fake_time.slept.append(seconds)
+        fake_time.advance(seconds + (late.pop() if late else 0.0))
+
+    budget = CallBudget(
+        engine, ctct_settings(rate_per_second=4), clock=fake_time.clock, sleep=oversleep
+    )
+    for _ in range(4):
+        await budget.acquire()
+    await budget.acquire()  # waits for the window, is woken 50 ms late, and sends then
+    went = fake_time.now
+    for _ in range(4):
+        await budget.acquire()
+
+    # Five consecutive calls from the late one span the window from when it went.
+    assert (fake_time.now - went).total_seconds() == pytest.approx(budget.window_seconds)
