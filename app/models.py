@@ -2,7 +2,13 @@
 
 from app.audit.models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.auth.models import ApiKey
-from app.clients.models import Client, StatusEvent, TransferRequest, TransferRequestEvent
+from app.clients.models import (
+    Client,
+    PartnerListing,
+    StatusEvent,
+    TransferRequest,
+    TransferRequestEvent,
+)
 from app.ctct.models import CtctBudget
 from app.db import Base
 from app.provisioning.models import ProvisioningRequest
@@ -16,6 +22,7 @@ __all__ = [
     "Base",
     "Client",
     "CtctBudget",
+    "PartnerListing",
     "ProvisioningRequest",
     "StatusEvent",
     "TransferRequest",

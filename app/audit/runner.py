@@ -200,6 +200,9 @@ async def _demote_missing(
         assert row is not None
         row.listing_completed = True
         row.approved_before = approved
+        await clients_service.listing_completed(
+            session, source="audit", started_at=started_at, accounts=tally.seen
+        )
         if missing and missing > settings.audit.max_demotion_ratio * approved:
             held = await repository.hold_missing(session, run.id, started_at)
             row.held_demotions = held

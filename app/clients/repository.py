@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.evidence import MirroredAttributes
@@ -14,6 +14,7 @@ from app.clients.models import (
     OPEN_TRANSFER_STATES,
     Client,
     ClientStatus,
+    PartnerListing,
     StatusEvent,
     TransferRequest,
     TransferRequestEvent,
@@ -57,6 +58,41 @@ async def notify_status_changed(session: AsyncSession, encoded_account_id: str) 
         text("SELECT pg_notify(:channel, :payload)"),
         {"channel": STATUS_CHANNEL, "payload": encoded_account_id},
     )
+
+
+def _named(name: str) -> ColumnElement[bool]:
+    """Login or site-owner name equal to `name`, ignoring case (both sides lowered by Postgres)."""
+    lowered = func.lower(literal(name))
+    return or_(
+        func.lower(Client.login_name) == lowered, func.lower(Client.site_owner_name) == lowered
+    )
+
+
+async def by_name(session: AsyncSession, name: str, *, limit: int) -> Sequence[Client]:
+    """Clients whose login or site-owner name is `name` (any case): login matches first, then
+    the most recently verified."""
+    statement = (
+        select(Client)
+        .where(_named(name))
+        .order_by(
+            (func.lower(Client.login_name) == func.lower(literal(name))).desc().nulls_last(),
+            Client.verified_at.desc().nulls_last(),
+            Client.id,
+        )
+        .limit(limit)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def add_listing(session: AsyncSession, listing: PartnerListing) -> PartnerListing:
+    session.add(listing)
+    await session.flush()
+    return listing
+
+
+async def last_listing(session: AsyncSession) -> PartnerListing | None:
+    statement = select(PartnerListing).order_by(PartnerListing.completed_at.desc()).limit(1)
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 # Partner-list evidence in bulk (the audit) ------------------------------------------------------
@@ -110,12 +146,18 @@ async def confirm_approved(
             site_owner_name = COALESCE(v.site_owner_name, c.site_owner_name),
             organization_name = COALESCE(v.organization_name, c.organization_name),
             billing_status = COALESCE(v.billing_status, c.billing_status),
+            subscriber_count = COALESCE(v.subscriber_count, c.subscriber_count),
+            last_login_date = COALESCE(v.last_login_date, c.last_login_date),
             updated_at = :now,
             version = c.version + 1
         FROM unnest(
             CAST(:ids AS varchar[]), CAST(:owners AS text[]),
-            CAST(:orgs AS text[]), CAST(:billing AS varchar[])
-        ) AS v(encoded_account_id, site_owner_name, organization_name, billing_status)
+            CAST(:orgs AS text[]), CAST(:billing AS varchar[]),
+            CAST(:subscribers AS bigint[]), CAST(:logins AS timestamptz[])
+        ) AS v(
+            encoded_account_id, site_owner_name, organization_name, billing_status,
+            subscriber_count, last_login_date
+        )
         WHERE c.encoded_account_id = v.encoded_account_id AND c.status = :approved
         """
     )
@@ -129,6 +171,8 @@ async def confirm_approved(
             "owners": [attributes.site_owner_name for attributes in listed.values()],
             "orgs": [attributes.organization_name for attributes in listed.values()],
             "billing": [attributes.billing_status for attributes in listed.values()],
+            "subscribers": [attributes.subscriber_count for attributes in listed.values()],
+            "logins": [attributes.last_login_date for attributes in listed.values()],
         },
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -154,6 +198,8 @@ class ClientFilter:
     statuses: tuple[str, ...] = ()
     q: str | None = None
     sort: str = "-updated_at"
+    # Exactly this login or site-owner name, ignoring case.
+    login_name: str | None = None
 
     @property
     def descending(self) -> bool:
@@ -188,6 +234,8 @@ def _filtered(where: ClientFilter) -> Select[Client]:
                 )
             )
         )
+    if where.login_name:
+        statement = statement.where(_named(where.login_name))
     key = SORT_COLUMNS[where.field]
     if where.descending:
         return statement.order_by(key.desc(), Client.id.desc())

@@ -9,6 +9,7 @@ it decides alone only when the plan endpoint could not answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -119,7 +120,7 @@ def combine(
     plan: _PlanAnswer, summary: AccountSummary | None, our_partner_id: str | None
 ) -> Evidence:
     """One piece of evidence from the plan answer and the (optional) account summary."""
-    attributes: dict[str, str] = {}
+    attributes: dict[str, Any] = {}
     if plan.plan is not None:
         attributes.update(
             {

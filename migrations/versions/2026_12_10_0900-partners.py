@@ -1,0 +1,89 @@
+"""partners: the mirror keeps the partner list's fields; complete listings; imports; webhook
+subscribers and the quota-low mark
+
+- client: subscriber_count and last_login_date from the partner list, an index on the lowered
+  site-owner name (lookup by login name); `import` joins the event sources.
+- partner_listing: one row per complete read of our partner list.
+- import_job, import_row: a partner's list brought in, row by row, with the outcome of each.
+- webhook_subscriber: who receives which event types, each with its own secret; deliveries say
+  which subscriber they are for.
+- ctct_budget.quota_low_day: the UTC day `ctct.quota_low` was last sent (once per day).
+
+Revision ID: 0010_partners
+Revises: 0009_webhook_event
+Create Date: 2026-12-10 09:00:00+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010_partners"
+down_revision: str | None = "0009_webhook_event"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_SOURCES = "'provisioning', 'probe', 'audit', 'person', 'ctct_webhook'"
+_SOURCES_WITH_IMPORT = _SOURCES + ", 'import'"
+_SOURCE_CHECKS = (("status_event", "ck_status_event_source"),)
+_TRANSFER_SOURCE_CHECK = ("transfer_request_event", "ck_transfer_request_event_source")
+
+
+def _timestamps() -> list[sa.Column[object]]:
+    return [
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+    ]
+
+
+def _replace_source_checks(sources: str) -> None:
+    for table, name in (*_SOURCE_CHECKS, _TRANSFER_SOURCE_CHECK):
+        op.drop_constraint(op.f(name), table, type_="check")
+        op.create_check_constraint(op.f(name), table, f"source IN ({sources})")
+
+
+def upgrade() -> None:
+    op.add_column("client", sa.Column("subscriber_count", sa.BigInteger(), nullable=True))
+    op.add_column("client", sa.Column("last_login_date", sa.DateTime(timezone=True), nullable=True))
+    op.create_index(
+        "ix_client_site_owner_name_lower",
+        "client",
+        [sa.literal_column("lower(site_owner_name)")],
+        unique=False,
+    )
+    _replace_source_checks(_SOURCES_WITH_IMPORT)
+    op.create_table(
+        "partner_listing",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("source", sa.String(length=20), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("accounts", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_partner_listing")),
+    )
+    op.create_index(
+        "ix_partner_listing_completed_at", "partner_listing", ["completed_at"], unique=False
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_partner_listing_completed_at", table_name="partner_listing")
+    op.drop_table("partner_listing")
+    # History is kept: what an import recorded from the partner list reads as the audit's.
+    op.execute("UPDATE status_event SET source = 'audit' WHERE source = 'import'")
+    op.execute("UPDATE transfer_request_event SET source = 'audit' WHERE source = 'import'")
+    _replace_source_checks(_SOURCES)
+    op.drop_index("ix_client_site_owner_name_lower", table_name="client")
+    op.drop_column("client", "last_login_date")
+    op.drop_column("client", "subscriber_count")
