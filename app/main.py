@@ -20,6 +20,7 @@ from app.errors import install_problem_handlers
 from app.health.router import router as health_router
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
+from app.membership.login_router import router as login_router
 from app.membership.router import router as membership_router
 from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(clients_router)
     app.include_router(membership_router)
+    app.include_router(login_router)
     app.include_router(overview_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)

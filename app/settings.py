@@ -100,6 +100,8 @@ class AccessSettings(BaseModel):
     cache_size: int = Field(default=100_000, ge=0)
     # A stale client is re-probed in the background at most once per this many seconds.
     reprobe_cooldown: float = Field(default=30.0, gt=0)
+    # How long `GET /v1/access?login_name=…&consistency=fresh` may spend reading the partner list.
+    list_timeout: float = Field(default=10.0, gt=0)
 
 
 class AuditSettings(BaseModel):

@@ -10,30 +10,14 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit import runner
-from app.audit.models import AuditTrigger
 from app.clients import service as clients_service
-from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
 from tests.clients.support import assert_problem
 from tests.conftest import Headers
+from tests.listing import audit
 
 LOGGED_IN = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
-
-
-async def _audit(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    engine: AsyncEngine,
-    settings: Settings,
-    sandbox: SandboxState,
-) -> None:
-    transport = httpx.ASGITransport(app=create_sandbox_app(sandbox))
-    run = await runner.run_once(
-        sessionmaker, engine, settings, trigger=AuditTrigger.CLI, transport=transport
-    )
-    assert run is not None
-    assert run.state == "completed", run.error
 
 
 async def test_the_audit_mirrors_the_listed_fields_and_refreshes_them_on_the_next_run(
@@ -48,7 +32,7 @@ async def test_the_audit_mirrors_the_listed_fields_and_refreshes_them_on_the_nex
         login_name="Jack_Box01", subscriber_count=350, last_login_date=LOGGED_IN
     )
     sandbox.seed_account(login_name="jill_hill02")
-    await _audit(sessionmaker, engine, sandboxed_settings, sandbox)
+    await audit(sessionmaker, engine, sandboxed_settings, sandbox)
 
     listed = await sandboxed_client.get("/v1/clients?login_name=JACK_BOX01", headers=reader)
     assert listed.status_code == 200, listed.text
@@ -62,7 +46,7 @@ async def test_the_audit_mirrors_the_listed_fields_and_refreshes_them_on_the_nex
     # Already approved: the bulk confirmation refreshes the fields too.
     account.subscriber_count = 400
     sandbox.cancel(account, None, None)
-    await _audit(sessionmaker, engine, sandboxed_settings, sandbox)
+    await audit(sessionmaker, engine, sandboxed_settings, sandbox)
     again = await sandboxed_client.get(f"/v1/clients/{account.encoded_account_id}", headers=reader)
     assert again.json()["subscriber_count"] == 400
     assert again.json()["billing_status"] == "Canceled"
@@ -92,7 +76,7 @@ async def test_the_login_name_filter_is_exact_and_bounded(
 ) -> None:
     sandbox.seed_account(login_name="jack_box01")
     sandbox.seed_account(login_name="jack_box011")
-    await _audit(sessionmaker, engine, sandboxed_settings, sandbox)
+    await audit(sessionmaker, engine, sandboxed_settings, sandbox)
 
     exact = await sandboxed_client.get("/v1/clients?login_name=jack_box01", headers=reader)
     assert [i["login_name"] or i["site_owner_name"] for i in exact.json()["items"]] == [
