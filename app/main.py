@@ -30,6 +30,7 @@ from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
 from app.state import AppState
 from app.webhooks.router import router as webhooks_router
+from app.webhooks.subscriber_router import router as webhook_subscribers_router
 
 
 def create_app(
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(overview_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)
+    app.include_router(webhook_subscribers_router)
     app.include_router(ctct_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)

@@ -12,7 +12,7 @@ from app.clients.models import (
 from app.ctct.models import CtctBudget
 from app.db import Base
 from app.provisioning.models import ProvisioningRequest
-from app.webhooks.models import WebhookDelivery, WebhookEvent
+from app.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscriber
 
 __all__ = [
     "ApiKey",
@@ -29,4 +29,5 @@ __all__ = [
     "TransferRequestEvent",
     "WebhookDelivery",
     "WebhookEvent",
+    "WebhookSubscriber",
 ]

@@ -64,6 +64,8 @@ class CtctSettings(BaseModel):
     interactive_reserve: int = Field(default=1_000, ge=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     read_retries: int = Field(default=3, ge=0)
+    # `ctct.quota_low` is sent (once per UTC day) when this few calls are left today; 0: never.
+    quota_low_threshold: int = Field(default=1_000, ge=0)
 
     @property
     def uses_sandbox(self) -> bool:
@@ -119,6 +121,11 @@ class WebhookSettings(BaseModel):
     retry_cap_seconds: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=12, ge=1)
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # `webhook.delivery_failing` is sent when a subscriber's deliveries fail this many times in a
+    # row (once, until one succeeds again).
+    failing_after: int = Field(default=5, ge=1)
+    # After a subscriber's secret is rotated, deliveries carry a signature with the old one too.
+    secret_rotation_grace: Duration = timedelta(hours=24)
     # Incoming CTCT webhooks: the JWS `ts` may be at most this old (or this far ahead).
     ctct_max_age_seconds: float = Field(default=300.0, gt=0)
     ctct_jwks_cache_seconds: float = Field(default=3600.0, gt=0)

@@ -35,6 +35,7 @@ from app.ctct.errors import CtctError
 from app.db import create_engine, create_sessionmaker, utcnow
 from app.health.metrics import AUDIT_RUNS
 from app.settings import Settings
+from app.webhooks import operations as webhooks_operations
 
 log = structlog.get_logger(__name__)
 
@@ -206,6 +207,13 @@ async def _demote_missing(
         if missing and missing > settings.audit.max_demotion_ratio * approved:
             held = await repository.hold_missing(session, run.id, started_at)
             row.held_demotions = held
+            await webhooks_operations.demotions_held(
+                session,
+                audit_run_id=run.id,
+                held=held,
+                approved=approved,
+                max_ratio=settings.audit.max_demotion_ratio,
+            )
             log.warning(
                 "audit.demotions.held",
                 audit_run_id=run.id,

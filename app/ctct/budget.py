@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.models import CtctBudget
+from app.ctct.quota_alert import QuotaAlert
 from app.db import utcnow
 from app.health.metrics import CTCT_QUOTA_LEFT, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings
@@ -115,6 +116,9 @@ class CallBudget:
         self._default_max_wait = default_max_wait
         self._row_ready = False
         self._turn = asyncio.Lock()
+        self._quota_alert = QuotaAlert(
+            daily_quota=settings.daily_quota, threshold=settings.quota_low_threshold
+        )
 
     @property
     def window_seconds(self) -> float:
@@ -215,6 +219,14 @@ class CallBudget:
                     updated_at=now,
                 )
             )
+            if self._quota_alert.due(now.date(), self._daily_quota):
+                await self._quota_alert.record(
+                    conn,
+                    self._fingerprint,
+                    day=now.date(),
+                    used=max(used or 0, self._daily_quota),
+                    resets_at=next_utc_midnight(now),
+                )
         CTCT_QUOTA_LEFT.set(0)
         log.warning("ctct.budget.exhausted_upstream", resets_at=next_utc_midnight(now).isoformat())
 
@@ -320,6 +332,14 @@ class CallBudget:
                     updated_at=now,
                 )
             )
+            if self._quota_alert.due(today, used + 1):
+                await self._quota_alert.record(
+                    conn,
+                    self._fingerprint,
+                    day=today,
+                    used=used + 1,
+                    resets_at=next_utc_midnight(now),
+                )
         CTCT_QUOTA_LEFT.set(max(0, self._daily_quota - used - 1))
         return None
 

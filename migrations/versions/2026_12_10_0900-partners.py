@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0010_partners"
 down_revision: str | None = "0009_webhook_event"
@@ -75,9 +76,65 @@ def upgrade() -> None:
     op.create_index(
         "ix_partner_listing_completed_at", "partner_listing", ["completed_at"], unique=False
     )
+    _create_subscribers()
+    op.add_column("ctct_budget", sa.Column("quota_low_day", sa.Date(), nullable=True))
+
+
+def _create_subscribers() -> None:
+    op.create_table(
+        "webhook_subscriber",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("event_types", postgresql.ARRAY(sa.String(length=64)), nullable=False),
+        sa.Column("source", sa.String(length=10), nullable=False),
+        sa.Column("secret_ciphertext", sa.Text(), nullable=True),
+        sa.Column("previous_secret_ciphertext", sa.Text(), nullable=True),
+        sa.Column("previous_secret_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_by", sa.Text(), nullable=True),
+        *_timestamps(),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "source IN ('api', 'cli', 'env')", name=op.f("ck_webhook_subscriber_source")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_subscriber")),
+    )
+    for column in ("name", "url"):
+        op.create_index(
+            f"uq_webhook_subscriber_live_{column}",
+            "webhook_subscriber",
+            [column],
+            unique=True,
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
+    op.add_column("webhook_delivery", sa.Column("subscriber_id", sa.BigInteger(), nullable=True))
+    op.create_foreign_key(
+        op.f("fk_webhook_delivery_subscriber_id_webhook_subscriber"),
+        "webhook_delivery",
+        "webhook_subscriber",
+        ["subscriber_id"],
+        ["id"],
+    )
+
+
+def _drop_subscribers() -> None:
+    op.drop_constraint(
+        op.f("fk_webhook_delivery_subscriber_id_webhook_subscriber"),
+        "webhook_delivery",
+        type_="foreignkey",
+    )
+    op.drop_column("webhook_delivery", "subscriber_id")
+    for column in ("name", "url"):
+        op.drop_index(f"uq_webhook_subscriber_live_{column}", table_name="webhook_subscriber")
+    op.drop_table("webhook_subscriber")
 
 
 def downgrade() -> None:
+    op.drop_column("ctct_budget", "quota_low_day")
+    _drop_subscribers()
     op.drop_index("ix_partner_listing_completed_at", table_name="partner_listing")
     op.drop_table("partner_listing")
     # History is kept: what an import recorded from the partner list reads as the audit's.
