@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.models import AuditRun, AuditState
 from app.auth import service as keys_service
 from app.auth.scopes import parse_scopes
+from app.ctct import commands as ctct_commands
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
 from app.kit.local_database import database_url
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser("run", help="run one audit now and print its summary").set_defaults(
         handler=_with_database(_audit_run)
     )
+
+    ctct_commands.register(commands, _with_database)
 
     sandbox = commands.add_parser("sandbox", help="serve the CTCT partner API simulator")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -278,6 +278,21 @@ class CtctClient:
         )
         return self._parse(AccountSummary, response, call)
 
+    async def send(
+        self,
+        call: CtctCall,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        retry: bool,
+        max_wait: float | None = None,
+    ) -> httpx.Response:
+        """Send a call built elsewhere in `app.ctct` (e.g. `partner_webhooks`): 2xx or an error."""
+        return await self._sender.send(call, priority=priority, retry=retry, max_wait=max_wait)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path (`/partner/...`)."""
+        return self._base + path
+
     def _url(self, path: str) -> str:
         return self._base + path
 

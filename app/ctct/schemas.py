@@ -92,3 +92,12 @@ class AccountSummary(CtctModel):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+
+class WebhookSubscription(CtctModel):
+    """A partner webhook topic and where CTCT sends its notifications (`hook_uri`)."""
+
+    topic_id: int
+    hook_uri: str | None = None
+    topic_name: str | None = None
+    topic_description: str | None = None
