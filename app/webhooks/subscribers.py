@@ -195,6 +195,13 @@ async def page(
     )
 
 
+async def live_batch(
+    session: AsyncSession, *, after_id: int | None, limit: int = 200
+) -> Sequence[WebhookSubscriber]:
+    """Up to `limit` live subscribers after `after_id`, oldest first."""
+    return await repository.page_subscribers(session, limit=limit, after_id=after_id)
+
+
 async def seed(session: AsyncSession, settings: WebhookSettings) -> int:
     """Add a subscriber for each `WEBHOOK_URLS` entry no subscriber ever had; how many were."""
     if signing_secret(settings) is None or not settings.urls:
