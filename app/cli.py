@@ -17,6 +17,7 @@ from app.auth.scopes import parse_scopes
 from app.ctct import commands as ctct_commands
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
+from app.imports import commands as import_commands
 from app.kit.local_database import database_url
 from app.settings import Settings
 from app.webhooks import commands as webhook_commands
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ctct_commands.register(commands, _with_database)
     webhook_commands.register(commands, _with_database, _secret_box)
+    import_commands.register(commands, _with_database)
 
     sandbox = commands.add_parser("sandbox", help="serve the CTCT partner API simulator")
     sandbox.add_argument("--host", default="127.0.0.1")

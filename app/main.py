@@ -18,6 +18,7 @@ from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.health.router import router as health_router
+from app.imports.router import router as imports_router
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.login_router import router as login_router
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(login_router)
     app.include_router(overview_router)
     app.include_router(audit_router)
+    app.include_router(imports_router)
     app.include_router(webhooks_router)
     app.include_router(webhook_subscribers_router)
     app.include_router(ctct_webhooks_router)

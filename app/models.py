@@ -11,6 +11,7 @@ from app.clients.models import (
 )
 from app.ctct.models import CtctBudget
 from app.db import Base
+from app.imports.models import ImportJob, ImportRow
 from app.provisioning.models import ProvisioningRequest
 from app.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscriber
 
@@ -22,6 +23,8 @@ __all__ = [
     "Base",
     "Client",
     "CtctBudget",
+    "ImportJob",
+    "ImportRow",
     "PartnerListing",
     "ProvisioningRequest",
     "StatusEvent",

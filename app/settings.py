@@ -111,6 +111,12 @@ class AuditSettings(BaseModel):
     max_demotion_ratio: float = Field(default=0.1, ge=0, le=1)
 
 
+class ImportSettings(BaseModel):
+    # Rows and bytes one import file may have (POST /v1/imports and `partnergate import`).
+    max_rows: int = Field(default=100_000, ge=1)
+    max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+
 class WebhookSettings(BaseModel):
     urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret: SecretStr | None = None
@@ -168,6 +174,7 @@ class Settings(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    imports: ImportSettings = Field(default_factory=ImportSettings)
 
     def cursor_signing_secret(self) -> str:
         """The secret list cursors are signed with: shared by every replica of a deployment."""

@@ -28,6 +28,7 @@ from app.audit.applier import Applied, apply_page
 from app.audit.meter import CallMeter, build_audit_client
 from app.audit.models import AuditRun, AuditState, AuditTrigger
 from app.audit.pipeline import read_ahead
+from app.clients import mirror as clients_mirror
 from app.clients import service as clients_service
 from app.clients.models import ClientStatus
 from app.ctct.client import CtctClient
@@ -201,7 +202,7 @@ async def _demote_missing(
         assert row is not None
         row.listing_completed = True
         row.approved_before = approved
-        await clients_service.listing_completed(
+        await clients_mirror.listing_completed(
             session, source="audit", started_at=started_at, accounts=tally.seen
         )
         if missing and missing > settings.audit.max_demotion_ratio * approved:

@@ -14,7 +14,6 @@ from app.clients.models import (
     OPEN_TRANSFER_STATES,
     Client,
     ClientStatus,
-    PartnerListing,
     StatusEvent,
     TransferRequest,
     TransferRequestEvent,
@@ -60,39 +59,12 @@ async def notify_status_changed(session: AsyncSession, encoded_account_id: str) 
     )
 
 
-def _named(name: str) -> ColumnElement[bool]:
+def named(name: str) -> ColumnElement[bool]:
     """Login or site-owner name equal to `name`, ignoring case (both sides lowered by Postgres)."""
     lowered = func.lower(literal(name))
     return or_(
         func.lower(Client.login_name) == lowered, func.lower(Client.site_owner_name) == lowered
     )
-
-
-async def by_name(session: AsyncSession, name: str, *, limit: int) -> Sequence[Client]:
-    """Clients whose login or site-owner name is `name` (any case): login matches first, then
-    the most recently verified."""
-    statement = (
-        select(Client)
-        .where(_named(name))
-        .order_by(
-            (func.lower(Client.login_name) == func.lower(literal(name))).desc().nulls_last(),
-            Client.verified_at.desc().nulls_last(),
-            Client.id,
-        )
-        .limit(limit)
-    )
-    return (await session.execute(statement)).scalars().all()
-
-
-async def add_listing(session: AsyncSession, listing: PartnerListing) -> PartnerListing:
-    session.add(listing)
-    await session.flush()
-    return listing
-
-
-async def last_listing(session: AsyncSession) -> PartnerListing | None:
-    statement = select(PartnerListing).order_by(PartnerListing.completed_at.desc()).limit(1)
-    return (await session.execute(statement)).scalar_one_or_none()
 
 
 # Partner-list evidence in bulk (the audit) ------------------------------------------------------
@@ -235,7 +207,7 @@ def _filtered(where: ClientFilter) -> Select[Client]:
             )
         )
     if where.login_name:
-        statement = statement.where(_named(where.login_name))
+        statement = statement.where(named(where.login_name))
     key = SORT_COLUMNS[where.field]
     if where.descending:
         return statement.order_by(key.desc(), Client.id.desc())

@@ -23,7 +23,6 @@ from app.clients.models import (
     Client,
     ClientStatus,
     EventSource,
-    PartnerListing,
     StatusEvent,
     VerifiedVia,
 )
@@ -212,28 +211,6 @@ async def demote_unless_confirmed(
         return False
     outcome = await record_evidence(session, encoded_account_id, evidence, actor)
     return outcome.changed
-
-
-async def listing_completed(
-    session: AsyncSession, *, source: str, started_at: datetime, accounts: int
-) -> PartnerListing:
-    """Record that our whole partner list was read (it started at `started_at`) just now."""
-    return await repository.add_listing(
-        session,
-        PartnerListing(
-            source=source, started_at=started_at, completed_at=utcnow(), accounts=accounts
-        ),
-    )
-
-
-async def last_complete_listing(session: AsyncSession) -> PartnerListing | None:
-    """The newest complete read of our partner list, if there ever was one."""
-    return await repository.last_listing(session)
-
-
-async def find_by_name(session: AsyncSession, name: str, *, limit: int = 5) -> Sequence[Client]:
-    """Clients whose login or site-owner name is exactly `name` (any case), best match first."""
-    return await repository.by_name(session, name, limit=limit)
 
 
 async def count_with_status(session: AsyncSession, status: ClientStatus) -> int:

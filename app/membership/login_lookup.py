@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from app.clients import mirror as clients_mirror
 from app.clients import policy
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
@@ -123,15 +124,15 @@ async def _record(state: AppState, read: ListRead, actor_name: str | None) -> No
             )
             await clients_service.record_evidence(session, account_id, evidence, actor)
         if read.complete:
-            await clients_service.listing_completed(
+            await clients_mirror.listing_completed(
                 session, source="lookup", started_at=read.started_at, accounts=read.accounts
             )
 
 
 async def _matches(state: AppState, name: str) -> tuple[list[Client], datetime | None]:
     async with state.sessionmaker() as session:
-        clients = list(await clients_service.find_by_name(session, name, limit=MATCH_LIMIT))
-        listing = await clients_service.last_complete_listing(session)
+        clients = list(await clients_mirror.find_by_name(session, name, limit=MATCH_LIMIT))
+        listing = await clients_mirror.last_complete_listing(session)
     return clients, listing.completed_at if listing is not None else None
 
 

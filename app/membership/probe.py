@@ -158,6 +158,23 @@ def combine(
     return Evidence(plan.membership, VerifiedVia.PLAN_PROBE, plan.reason, mirrored)
 
 
+async def ask(
+    ctct: CtctClient,
+    encoded_account_id: str,
+    *,
+    priority: Priority = Priority.BACKGROUND,
+    max_wait: float | None = None,
+) -> Evidence:
+    """What CTCT's plan endpoint says about an account, recorded nowhere (the caller decides)."""
+    plan = await _ask_plan(ctct, encoded_account_id, priority, max_wait)
+    return combine(plan, None, None)
+
+
+def says_unknown_account(evidence: Evidence) -> bool:
+    """Whether the evidence is CTCT saying it has no such account (a 404 from the plan)."""
+    return evidence.reason == REASON_PLAN_NOT_FOUND
+
+
 async def probe(
     ctct: CtctClient,
     sessionmaker: async_sessionmaker[AsyncSession],

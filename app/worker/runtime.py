@@ -26,6 +26,9 @@ class WorkerResources:
     ctct: CtctClient
     cipher: PasswordCipher
     webhook_http: httpx.AsyncClient
+    # The CTCT transport the worker was started with (tests: the in-process sandbox), for jobs
+    # that build CTCT clients of their own.
+    ctct_transport: httpx.AsyncBaseTransport | None = None
 
 
 RESOURCES_KEY = "resources"
@@ -61,6 +64,7 @@ async def started(
         ctct=ctct,
         cipher=PasswordCipher(settings.provision.encryption_keys),
         webhook_http=build_webhook_http(settings.webhook),
+        ctct_transport=ctct_transport,
     )
     try:
         yield resources

@@ -78,6 +78,78 @@ def upgrade() -> None:
     )
     _create_subscribers()
     op.add_column("ctct_budget", sa.Column("quota_low_day", sa.Date(), nullable=True))
+    _create_imports()
+
+
+def _create_imports() -> None:
+    op.create_table(
+        "import_job",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("phase", sa.String(length=20), nullable=False),
+        sa.Column("dry_run", sa.Boolean(), nullable=False),
+        sa.Column("filename", sa.Text(), nullable=True),
+        sa.Column("requested_by", sa.Text(), nullable=True),
+        sa.Column("rows_total", sa.Integer(), nullable=False),
+        sa.Column("rows_done", sa.Integer(), nullable=False),
+        sa.Column("pages_read", sa.Integer(), nullable=False),
+        sa.Column("list_calls", sa.Integer(), nullable=False),
+        sa.Column("probe_calls", sa.Integer(), nullable=False),
+        sa.Column("token_calls", sa.Integer(), nullable=False),
+        sa.Column("outcomes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "state IN ('queued', 'running', 'completed', 'failed')",
+            name=op.f("ck_import_job_state"),
+        ),
+        sa.CheckConstraint(
+            "phase IN ('waiting', 'listing', 'probing', 'applying', 'done')",
+            name=op.f("ck_import_job_phase"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_import_job")),
+    )
+    op.create_table(
+        "import_row",
+        sa.Column("import_id", sa.BigInteger(), nullable=False),
+        sa.Column("line", sa.Integer(), nullable=False),
+        sa.Column("encoded_account_id", sa.String(length=64), nullable=True),
+        sa.Column("login_name", sa.Text(), nullable=True),
+        sa.Column("wish", sa.String(length=20), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("problem", sa.Text(), nullable=True),
+        sa.Column("outcome", sa.String(length=30), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("resolved_account_id", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=True),
+        sa.CheckConstraint(
+            "wish IS NULL OR wish IN ('approved', 'billing_approved')",
+            name=op.f("ck_import_row_wish"),
+        ),
+        sa.CheckConstraint(
+            "outcome IS NULL OR outcome IN ('added', 'already_so', 'approved_by_evidence', "
+            "'billing_approved', 'refused', 'not_found')",
+            name=op.f("ck_import_row_outcome"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["import_id"],
+            ["import_job.id"],
+            name=op.f("fk_import_row_import_id_import_job"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("import_id", "line", name=op.f("pk_import_row")),
+    )
+    op.create_index(
+        "ix_import_row_import_id_outcome", "import_row", ["import_id", "outcome"], unique=False
+    )
 
 
 def _create_subscribers() -> None:
@@ -133,6 +205,10 @@ def _drop_subscribers() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM procrastinate_jobs WHERE task_name = 'imports.run'")
+    op.drop_index("ix_import_row_import_id_outcome", table_name="import_row")
+    op.drop_table("import_row")
+    op.drop_table("import_job")
     op.drop_column("ctct_budget", "quota_low_day")
     _drop_subscribers()
     op.drop_index("ix_partner_listing_completed_at", table_name="partner_listing")

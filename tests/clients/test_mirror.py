@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.clients import service as clients_service
+from app.clients import mirror as clients_mirror
 from app.sandbox.state import SandboxState
 from app.settings import Settings
 from tests.clients.support import assert_problem
@@ -61,7 +61,7 @@ async def test_the_audit_mirrors_the_listed_fields_and_refreshes_them_on_the_nex
     assert rows[0]["last_login_date"].startswith("2026-11-20T08:30:00")
 
     async with sessionmaker() as session:
-        listing = await clients_service.last_complete_listing(session)
+        listing = await clients_mirror.last_complete_listing(session)
     assert listing is not None
     assert (listing.source, listing.accounts) == ("audit", 2)
 
