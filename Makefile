@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/access.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/imports.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
