@@ -30,6 +30,7 @@ from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
 from app.state import AppState
+from app.webhooks.docs import document_events
 from app.webhooks.router import router as webhooks_router
 from app.webhooks.subscriber_router import router as webhook_subscribers_router
 
@@ -104,4 +105,5 @@ def create_app(
     app.include_router(ctct_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
+    document_events(app)
     return app
