@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/access.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/imports.py
 
 soak: install ## 3 APIs + 2 workers under load, one of each SIGKILLed (5 min; SOAK_ARGS="--minutes 30")
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)

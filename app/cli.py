@@ -7,17 +7,23 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditRun, AuditState
 from app.auth import service as keys_service
 from app.auth.scopes import parse_scopes
+from app.ctct import commands as ctct_commands
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
+from app.imports import commands as import_commands
 from app.kit.local_database import database_url
 from app.settings import Settings
+from app.webhooks import commands as webhook_commands
+
+if TYPE_CHECKING:
+    from app.kit.crypto import PasswordCipher
 
 T = TypeVar("T")
 
@@ -150,6 +156,13 @@ def _audit_run(args: argparse.Namespace, url: str) -> int:
     return 0 if run.state in (AuditState.COMPLETED.value, AuditState.HELD.value) else 1
 
 
+def _secret_box(settings: Settings) -> PasswordCipher:
+    """What encrypts subscriber secrets at rest: the provisioning keys, as in every process."""
+    from app.kit.crypto import PasswordCipher
+
+    return PasswordCipher(settings.provision.encryption_keys)
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from app.sandbox.server import serve
 
@@ -205,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser("run", help="run one audit now and print its summary").set_defaults(
         handler=_with_database(_audit_run)
     )
+
+    ctct_commands.register(commands, _with_database)
+    webhook_commands.register(commands, _with_database, _secret_box)
+    import_commands.register(commands, _with_database)
 
     sandbox = commands.add_parser("sandbox", help="serve the CTCT partner API simulator")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -20,9 +20,11 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.health.router import HEALTHZ_ENDPOINT
 from app.health.router import router as health_router
+from app.imports.router import router as imports_router
 from app.kit.crypto import PasswordCipher
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
+from app.membership.login_router import router as login_router
 from app.membership.router import router as membership_router
 from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
@@ -30,7 +32,10 @@ from app.overview.router import router as overview_router
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
 from app.state import AppState
+from app.webhooks import operations as webhooks_operations
+from app.webhooks.docs import document_events
 from app.webhooks.router import router as webhooks_router
+from app.webhooks.subscriber_router import router as webhook_subscribers_router
 
 
 def create_app(
@@ -56,7 +61,12 @@ def create_app(
             sessionmaker = create_sessionmaker(engine)
             key_verifier = KeyVerifier(sessionmaker)
             stack.push_async_callback(key_verifier.aclose)
-            ctct = build_ctct_client(resolved.ctct, engine=engine, transport=ctct_transport)
+            ctct = build_ctct_client(
+                resolved.ctct,
+                engine=engine,
+                transport=ctct_transport,
+                on_quota_low=webhooks_operations.announce_quota_low,
+            )
             stack.push_async_callback(ctct.aclose)
             ctct_keys = CtctKeys.build(resolved.webhook, transport=ctct_transport)
             stack.push_async_callback(ctct_keys.aclose)
@@ -99,10 +109,14 @@ def create_app(
     app.include_router(health_router)
     app.include_router(clients_router)
     app.include_router(membership_router)
+    app.include_router(login_router)
     app.include_router(overview_router)
     app.include_router(audit_router)
+    app.include_router(imports_router)
     app.include_router(webhooks_router)
+    app.include_router(webhook_subscribers_router)
     app.include_router(ctct_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
+    document_events(app)
     return app

@@ -2,11 +2,18 @@
 
 from app.audit.models import AuditHeldDemotion, AuditRun, AuditSeen
 from app.auth.models import ApiKey
-from app.clients.models import Client, StatusEvent, TransferRequest, TransferRequestEvent
+from app.clients.models import (
+    Client,
+    PartnerListing,
+    StatusEvent,
+    TransferRequest,
+    TransferRequestEvent,
+)
 from app.ctct.models import CtctBudget
 from app.db import Base
+from app.imports.models import ImportJob, ImportRow
 from app.provisioning.models import ProvisioningRequest
-from app.webhooks.models import WebhookDelivery, WebhookEvent
+from app.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscriber
 
 __all__ = [
     "ApiKey",
@@ -16,10 +23,14 @@ __all__ = [
     "Base",
     "Client",
     "CtctBudget",
+    "ImportJob",
+    "ImportRow",
+    "PartnerListing",
     "ProvisioningRequest",
     "StatusEvent",
     "TransferRequest",
     "TransferRequestEvent",
     "WebhookDelivery",
     "WebhookEvent",
+    "WebhookSubscriber",
 ]

@@ -68,6 +68,8 @@ class CtctSettings(BaseModel):
     interactive_reserve: int = Field(default=1_000, ge=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     read_retries: int = Field(default=3, ge=0)
+    # `ctct.quota_low` is sent (once per UTC day) when this few calls are left today; 0: never.
+    quota_low_threshold: int = Field(default=1_000, ge=0)
 
     @property
     def uses_sandbox(self) -> bool:
@@ -104,6 +106,8 @@ class AccessSettings(BaseModel):
     cache_size: int = Field(default=100_000, ge=0)
     # A stale client is re-probed in the background at most once per this many seconds.
     reprobe_cooldown: float = Field(default=30.0, gt=0)
+    # How long `GET /v1/access?login_name=…&consistency=fresh` may spend reading the partner list.
+    list_timeout: float = Field(default=10.0, gt=0)
 
 
 class AuditSettings(BaseModel):
@@ -118,6 +122,12 @@ class WorkerSettings(BaseModel):
     port: int = Field(default=8001, ge=0, le=65535)
 
 
+class ImportSettings(BaseModel):
+    # Rows and bytes one import file may have (POST /v1/imports and `partnergate import`).
+    max_rows: int = Field(default=100_000, ge=1)
+    max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+
 class WebhookSettings(BaseModel):
     urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret: SecretStr | None = None
@@ -128,6 +138,11 @@ class WebhookSettings(BaseModel):
     retry_cap_seconds: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=12, ge=1)
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # `webhook.delivery_failing` is sent when a subscriber's deliveries fail this many times in a
+    # row (once, until one succeeds again).
+    failing_after: int = Field(default=5, ge=1)
+    # After a subscriber's secret is rotated, deliveries carry a signature with the old one too.
+    secret_rotation_grace: Duration = timedelta(hours=24)
     # Incoming CTCT webhooks: the JWS `ts` may be at most this old (or this far ahead).
     ctct_max_age_seconds: float = Field(default=300.0, gt=0)
     ctct_jwks_cache_seconds: float = Field(default=3600.0, gt=0)
@@ -173,6 +188,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    imports: ImportSettings = Field(default_factory=ImportSettings)
 
     def cursor_signing_secret(self) -> str:
         """The secret list cursors are signed with: shared by every replica of a deployment."""

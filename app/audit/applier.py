@@ -52,6 +52,8 @@ def _evidence(page: AccountPage) -> dict[str, Evidence]:
                     site_owner_name=account.site_owner_name,
                     organization_name=account.organization_name,
                     billing_status=account.billing_status,
+                    subscriber_count=account.subscriber_count,
+                    last_login_date=account.last_login_date,
                 ),
             ),
         )

@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ctct.client import CtctClient, build_ctct_client
+from app.ctct.quota_alert import QuotaLowHook
 from app.settings import CtctSettings
 
 
@@ -60,6 +61,13 @@ def build_metered_ctct_client(
     *,
     engine: AsyncEngine,
     transport: httpx.AsyncBaseTransport | None = None,
+    on_quota_low: QuotaLowHook | None = None,
 ) -> CtctClient:
     """A process's CTCT client whose requests an audit run can count (see `metering`)."""
-    return build_ctct_client(settings, engine=engine, transport=transport, on_request=count_call)
+    return build_ctct_client(
+        settings,
+        engine=engine,
+        transport=transport,
+        on_request=count_call,
+        on_quota_low=on_quota_low,
+    )

@@ -30,6 +30,7 @@ from app.audit.applier import Applied, apply_page
 from app.audit.meter import CallMeter, build_metered_ctct_client, metering
 from app.audit.models import AuditRun, AuditState, AuditTrigger
 from app.audit.pipeline import read_ahead
+from app.clients import mirror as clients_mirror
 from app.clients import service as clients_service
 from app.clients.models import ClientStatus
 from app.ctct.client import CtctClient
@@ -37,6 +38,7 @@ from app.ctct.errors import CtctError
 from app.db import create_engine, create_sessionmaker, utcnow
 from app.kit.metrics import AUDIT_RUNS
 from app.settings import Settings
+from app.webhooks import operations as webhooks_operations
 
 log = structlog.get_logger(__name__)
 
@@ -223,9 +225,19 @@ async def _demote_missing(
         assert row is not None
         row.listing_completed = True
         row.approved_before = approved
+        await clients_mirror.listing_completed(
+            session, source="audit", started_at=started_at, accounts=tally.seen
+        )
         if missing and missing > settings.audit.max_demotion_ratio * approved:
             held = await repository.hold_missing(session, run.id, started_at)
             row.held_demotions = held
+            await webhooks_operations.demotions_held(
+                session,
+                audit_run_id=run.id,
+                held=held,
+                approved=approved,
+                max_ratio=settings.audit.max_demotion_ratio,
+            )
             log.warning(
                 "audit.demotions.held",
                 audit_run_id=run.id,

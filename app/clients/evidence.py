@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from app.clients.models import ClientStatus, VerifiedVia
 
@@ -29,8 +30,10 @@ class MirroredAttributes:
     billing_status: str | None = None
     plan_type: str | None = None
     encoded_partner_id: str | None = None
+    subscriber_count: int | None = None
+    last_login_date: datetime | None = None
 
-    def reported(self) -> dict[str, str]:
+    def reported(self) -> dict[str, object]:
         return {name: value for name, value in vars(self).items() if value is not None}
 
 

@@ -47,6 +47,7 @@ class EventSource(enum.StrEnum):
     AUDIT = "audit"
     PERSON = "person"
     CTCT_WEBHOOK = "ctct_webhook"
+    IMPORT = "import"
 
 
 def _in(column: str, values: type[enum.StrEnum]) -> str:
@@ -63,6 +64,7 @@ class Client(Base):
         CheckConstraint(_in("evidence_status", ClientStatus), name="evidence_status"),
         CheckConstraint(f"verified_via IS NULL OR {_in('verified_via', VerifiedVia)}", name="via"),
         Index("ix_client_login_name_lower", func.lower(literal_column("login_name"))),
+        Index("ix_client_site_owner_name_lower", func.lower(literal_column("site_owner_name"))),
         Index("ix_client_status_id", "status", "id"),
     )
 
@@ -73,6 +75,9 @@ class Client(Base):
     organization_name: Mapped[str | None] = mapped_column(Text)
     contact_email: Mapped[str | None] = mapped_column(Text)
     billing_status: Mapped[str | None] = mapped_column(String(32))
+    # From the partner list: contacts in the account, and when its owner last logged in.
+    subscriber_count: Mapped[int | None] = mapped_column(BigInteger)
+    last_login_date: Mapped[datetime | None]
     plan_type: Mapped[str | None] = mapped_column(String(32))
     encoded_partner_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
@@ -113,6 +118,22 @@ class StatusEvent(Base):
     # A foreign key to audit_run, declared by the audit's models (app/audit/models.py).
     audit_run_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class PartnerListing(Base):
+    """One complete read of our partner list (by the audit, an import or a fresh lookup).
+
+    A name that is in none of the accounts we mirror was in no listing since the newest of these.
+    """
+
+    __tablename__ = "partner_listing"
+    __table_args__ = (Index("ix_partner_listing_completed_at", "completed_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime]
+    completed_at: Mapped[datetime]
+    accounts: Mapped[int] = mapped_column(BigInteger)
 
 
 class TransferState(enum.StrEnum):

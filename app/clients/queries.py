@@ -28,6 +28,8 @@ from app.errors import FieldError, NotFound, ValidationFailed
 from app.kit.pagination import CursorCodec, Page
 
 DEFAULT_SORT = "-updated_at"
+# Longer than CTCT's 50-character login names: site-owner names are free text.
+LOGIN_NAME_MAX = 200
 SORTS = tuple(sorted(f"{sign}{name}" for name in SORT_COLUMNS for sign in ("", "-")))
 _TIMESTAMP_SORTS = frozenset({"updated_at", "created_at"})
 
@@ -43,6 +45,8 @@ CLIENT_CSV_COLUMNS = (
     "organization_name",
     "contact_email",
     "billing_status",
+    "subscriber_count",
+    "last_login_date",
     "plan_type",
     "encoded_partner_id",
     "created_at",
@@ -113,6 +117,17 @@ def parse_sort(value: str | None) -> str:
     return value
 
 
+def parse_login_name(value: str | None) -> str | None:
+    """An exact login or site-owner name to filter by; blank means no filter."""
+    if value is None or not value.strip():
+        return None
+    if len(value.strip()) > LOGIN_NAME_MAX:
+        raise ValidationFailed(
+            [FieldError("login_name", f"must be at most {LOGIN_NAME_MAX} characters")]
+        )
+    return value.strip()
+
+
 def parse_query(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
@@ -131,7 +146,10 @@ def _bad_cursor() -> ValidationFailed:
 
 
 def _client_scope(where: ClientFilter) -> list[object]:
-    return ["clients", where.sort, sorted(where.statuses), where.q]
+    scope: list[object] = ["clients", where.sort, sorted(where.statuses), where.q]
+    if where.login_name is not None:
+        scope.append(where.login_name.lower())
+    return scope
 
 
 def _client_after(

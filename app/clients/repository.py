@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.evidence import MirroredAttributes
@@ -55,6 +55,14 @@ async def notify_status_changed(session: AsyncSession, encoded_account_id: str) 
     await session.execute(
         text("SELECT pg_notify(:channel, :payload)"),
         {"channel": STATUS_CHANNEL, "payload": encoded_account_id},
+    )
+
+
+def named(name: str) -> ColumnElement[bool]:
+    """Login or site-owner name equal to `name`, ignoring case (both sides lowered by Postgres)."""
+    lowered = func.lower(literal(name))
+    return or_(
+        func.lower(Client.login_name) == lowered, func.lower(Client.site_owner_name) == lowered
     )
 
 
@@ -109,12 +117,18 @@ async def confirm_approved(
             site_owner_name = COALESCE(v.site_owner_name, c.site_owner_name),
             organization_name = COALESCE(v.organization_name, c.organization_name),
             billing_status = COALESCE(v.billing_status, c.billing_status),
+            subscriber_count = COALESCE(v.subscriber_count, c.subscriber_count),
+            last_login_date = COALESCE(v.last_login_date, c.last_login_date),
             updated_at = :now,
             version = c.version + 1
         FROM unnest(
             CAST(:ids AS varchar[]), CAST(:owners AS text[]),
-            CAST(:orgs AS text[]), CAST(:billing AS varchar[])
-        ) AS v(encoded_account_id, site_owner_name, organization_name, billing_status)
+            CAST(:orgs AS text[]), CAST(:billing AS varchar[]),
+            CAST(:subscribers AS bigint[]), CAST(:logins AS timestamptz[])
+        ) AS v(
+            encoded_account_id, site_owner_name, organization_name, billing_status,
+            subscriber_count, last_login_date
+        )
         WHERE c.encoded_account_id = v.encoded_account_id AND c.status = :approved
         """
     )
@@ -128,6 +142,8 @@ async def confirm_approved(
             "owners": [attributes.site_owner_name for attributes in listed.values()],
             "orgs": [attributes.organization_name for attributes in listed.values()],
             "billing": [attributes.billing_status for attributes in listed.values()],
+            "subscribers": [attributes.subscriber_count for attributes in listed.values()],
+            "logins": [attributes.last_login_date for attributes in listed.values()],
         },
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -153,6 +169,8 @@ class ClientFilter:
     statuses: tuple[str, ...] = ()
     q: str | None = None
     sort: str = "-updated_at"
+    # Exactly this login or site-owner name, ignoring case.
+    login_name: str | None = None
 
     @property
     def descending(self) -> bool:
@@ -187,6 +205,8 @@ def _filtered(where: ClientFilter) -> Select[Client]:
                 )
             )
         )
+    if where.login_name:
+        statement = statement.where(named(where.login_name))
     key = SORT_COLUMNS[where.field]
     if where.descending:
         return statement.order_by(key.desc(), Client.id.desc())

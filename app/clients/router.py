@@ -70,6 +70,9 @@ async def list_clients(
     cursors: CursorsDep,
     status: StatusQuery = [],  # noqa: B006 - FastAPI copies query defaults
     q: Annotated[str | None, Query(description="search id, login, organization, email")] = None,
+    login_name: Annotated[
+        str | None, Query(description="exactly this login or site-owner name (any case)")
+    ] = None,
     sort: Annotated[str | None, Query(description=f"one of {', '.join(queries.SORTS)}")] = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -80,6 +83,7 @@ async def list_clients(
         statuses=queries.parse_statuses(status),
         q=queries.parse_query(q),
         sort=queries.parse_sort(sort),
+        login_name=queries.parse_login_name(login_name),
     )
     if _wants_csv(accept):
         log.info("clients.export.started", actor=principal.name, statuses=list(where.statuses))

@@ -86,6 +86,10 @@ class ClientOut(_Out):
     organization_name: str | None
     contact_email: str | None
     billing_status: str | None
+    subscriber_count: int | None = Field(description="contacts in the account (partner list)")
+    last_login_date: datetime | None = Field(
+        description="when the account's owner last logged in (partner list); null if never"
+    )
     plan_type: str | None
     encoded_partner_id: str | None = Field(description="empty when CTCT reports no partner")
     created_at: datetime

@@ -19,7 +19,13 @@ from app.clients.evidence import (
     evidence_status,
     next_status,
 )
-from app.clients.models import Client, ClientStatus, EventSource, StatusEvent, VerifiedVia
+from app.clients.models import (
+    Client,
+    ClientStatus,
+    EventSource,
+    StatusEvent,
+    VerifiedVia,
+)
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.webhooks import service as webhooks_service

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.models import CtctBudget
+from app.ctct.quota_alert import QuotaAlert, QuotaLowHook
 from app.db import utcnow
 from app.kit.metrics import CTCT_QUOTA_LEFT, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings
@@ -105,6 +106,7 @@ class CallBudget:
         default_max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
         pacing_slack: float | None = None,
         late_tolerance: float = LATE_TOLERANCE_SECONDS,
+        on_quota_low: QuotaLowHook | None = None,
     ) -> None:
         self._engine = engine
         self._fingerprint = key_fingerprint(settings.api_key.get_secret_value())
@@ -122,6 +124,11 @@ class CallBudget:
         self._default_max_wait = default_max_wait
         self._row_ready = False
         self._turn = asyncio.Lock()
+        self._quota_alert = QuotaAlert(
+            daily_quota=settings.daily_quota,
+            threshold=settings.quota_low_threshold,
+            notify=on_quota_low,
+        )
         self._queued = 0  # callers of this process waiting for the turn
 
     @property
@@ -257,6 +264,14 @@ class CallBudget:
                     updated_at=now,
                 )
             )
+            if self._quota_alert.due(now.date(), self._daily_quota):
+                await self._quota_alert.record(
+                    conn,
+                    self._fingerprint,
+                    day=now.date(),
+                    used=max(used or 0, self._daily_quota),
+                    resets_at=next_utc_midnight(now),
+                )
         CTCT_QUOTA_LEFT.set(0)
         log.warning("ctct.budget.exhausted_upstream", resets_at=next_utc_midnight(now).isoformat())
 
@@ -362,6 +377,14 @@ class CallBudget:
                     updated_at=now,
                 )
             )
+            if self._quota_alert.due(today, used + 1):
+                await self._quota_alert.record(
+                    conn,
+                    self._fingerprint,
+                    day=today,
+                    used=used + 1,
+                    resets_at=next_utc_midnight(now),
+                )
         CTCT_QUOTA_LEFT.set(max(0, self._daily_quota - used - 1))
         if seconds <= 0:
             return None

@@ -25,6 +25,7 @@ from app.ctct.auth import PartnerTokenProvider
 from app.ctct.budget import CallBudget, Priority
 from app.ctct.call_sender import CallSender, CtctCall, http_timeout
 from app.ctct.errors import CtctServerError
+from app.ctct.quota_alert import QuotaLowHook
 from app.ctct.schemas import (
     AccountPage,
     AccountSummary,
@@ -278,6 +279,21 @@ class CtctClient:
         )
         return self._parse(AccountSummary, response, call)
 
+    async def send(
+        self,
+        call: CtctCall,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        retry: bool,
+        max_wait: float | None = None,
+    ) -> httpx.Response:
+        """Send a call built elsewhere in `app.ctct` (e.g. `partner_webhooks`): 2xx or an error."""
+        return await self._sender.send(call, priority=priority, retry=retry, max_wait=max_wait)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path (`/partner/...`)."""
+        return self._base + path
+
     def _url(self, path: str) -> str:
         return self._base + path
 
@@ -334,6 +350,7 @@ def build_ctct_client(
     engine: AsyncEngine,
     transport: httpx.AsyncBaseTransport | None = None,
     on_request: Callable[[httpx.Request], Awaitable[None]] | None = None,
+    on_quota_low: QuotaLowHook | None = None,
 ) -> CtctClient:
     """A client with its own HTTP pool, token provider and budget (which shares the database).
 
@@ -349,6 +366,6 @@ def build_ctct_client(
         http,
         settings,
         PartnerTokenProvider(http, settings),
-        CallBudget(engine, settings),
+        CallBudget(engine, settings, on_quota_low=on_quota_low),
         owns_http=True,
     )

@@ -24,4 +24,6 @@ class CtctBudget(Base):
     quota_day: Mapped[date] = mapped_column(Date)
     quota_used: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     penalty_ends_at: Mapped[datetime | None]
+    # The UTC day `ctct.quota_low` was sent for this key (once per day, across processes).
+    quota_low_day: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,6 +29,14 @@ class SiteOwner(CtctModel):
     billing_status: str | None = None
     subscriber_count: int | None = None
     last_login_date: datetime | None = None
+
+    @field_validator("last_login_date")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # A date-time without an offset is read as UTC (the store keeps aware times only).
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class AccountPage(CtctModel):
@@ -84,3 +92,12 @@ class AccountSummary(CtctModel):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+
+class WebhookSubscription(CtctModel):
+    """A partner webhook topic and where CTCT sends its notifications (`hook_uri`)."""
+
+    topic_id: int
+    hook_uri: str | None = None
+    topic_name: str | None = None
+    topic_description: str | None = None

@@ -22,6 +22,7 @@ TASK_MODULES: tuple[str, ...] = (
     "app.worker.provisioning_jobs",
     "app.worker.audit_jobs",
     "app.worker.webhook_jobs",
+    "app.worker.import_jobs",
 )
 
 job_app = procrastinate.App(

@@ -9,6 +9,7 @@ it decides alone only when the plan endpoint could not answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -119,7 +120,7 @@ def combine(
     plan: _PlanAnswer, summary: AccountSummary | None, our_partner_id: str | None
 ) -> Evidence:
     """One piece of evidence from the plan answer and the (optional) account summary."""
-    attributes: dict[str, str] = {}
+    attributes: dict[str, Any] = {}
     if plan.plan is not None:
         attributes.update(
             {
@@ -155,6 +156,23 @@ def combine(
     if said is Membership.OURS:
         log.warning("membership.probe.disagreement", plan=plan.reason, summary=reason)
     return Evidence(plan.membership, VerifiedVia.PLAN_PROBE, plan.reason, mirrored)
+
+
+async def ask(
+    ctct: CtctClient,
+    encoded_account_id: str,
+    *,
+    priority: Priority = Priority.BACKGROUND,
+    max_wait: float | None = None,
+) -> Evidence:
+    """What CTCT's plan endpoint says about an account, recorded nowhere (the caller decides)."""
+    plan = await _ask_plan(ctct, encoded_account_id, priority, max_wait)
+    return combine(plan, None, None)
+
+
+def says_unknown_account(evidence: Evidence) -> bool:
+    """Whether the evidence is CTCT saying it has no such account (a 404 from the plan)."""
+    return evidence.reason == REASON_PLAN_NOT_FOUND
 
 
 async def probe(

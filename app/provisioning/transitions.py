@@ -24,6 +24,7 @@ from app.kit.jobs import defer_in_transaction
 from app.provisioning import repository
 from app.provisioning.models import TERMINAL_STATES, ProvisioningRequest, RequestState
 from app.provisioning.schemas import ProvisionedClient
+from app.webhooks import operations as webhooks_operations
 from app.webhooks import service as webhooks_service
 
 log = structlog.get_logger(__name__)
@@ -197,6 +198,16 @@ async def finish_unsuccessfully(
         encoded_account_id=request.encoded_account_id,
         error=problem.detail,
     )
+    if state is RequestState.NEEDS_ATTENTION:
+        await webhooks_operations.provisioning_needs_attention(
+            session,
+            provisioning_request_id=request.id,
+            api_key_name=request.api_key_name,
+            login_name=request.login_name,
+            encoded_account_id=request.encoded_account_id,
+            attempts=request.attempts,
+            error=problem.detail,
+        )
     log.warning(
         f"provisioning.request.{state.value}",
         request_id=request.id,

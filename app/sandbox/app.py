@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 
-from app.sandbox import control_api, errors, partner_api, webhooks
+from app.sandbox import control_api, errors, partner_api, partner_webhooks, webhooks
 from app.sandbox.demo import describe_demo, seed_demo
 from app.sandbox.state import SandboxState
 
@@ -28,7 +28,11 @@ async def _route_error(request: Request, exc: Exception) -> Response:
 
 def create_sandbox_app(state: SandboxState | None = None, *, control: bool = True) -> Starlette:
     """The sandbox app; its state is `app.state.sandbox`, the control API only if `control`."""
-    routes: list[BaseRoute] = [*partner_api.routes, *webhooks.public_routes]
+    routes: list[BaseRoute] = [
+        *partner_api.routes,
+        *partner_webhooks.routes,
+        *webhooks.public_routes,
+    ]
     if control:
         routes.append(Mount(CONTROL_PREFIX, routes=[*control_api.routes, *webhooks.control_routes]))
     app = Starlette(routes=routes, exception_handlers={404: _route_error, 405: _route_error})

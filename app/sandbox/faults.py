@@ -26,6 +26,7 @@ class Operation(StrEnum):
     PLAN = "plan"
     CANCEL = "cancel"
     SUMMARY = "summary"
+    WEBHOOKS = "webhooks"
     TOKEN = "token"  # noqa: S105 - an operation name, not a secret
     ALL = "all"
 

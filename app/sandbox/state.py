@@ -31,6 +31,7 @@ from app.sandbox.new_accounts import (
 from app.sandbox.partners import DEFAULT_PARTNERS, NO_PARTNER, OURS, Partner
 from app.sandbox.plans import cancel as cancel_account
 from app.sandbox.plans import change_plan as change_account_plan
+from app.sandbox.subscriptions import SubscriptionBook
 from app.sandbox.tokens import PartnerTokens, UserGrant, UserTokens
 
 LOST_RESPONSE_MAX_SECONDS = 300.0
@@ -66,6 +67,7 @@ class SandboxState:
         self.limiter = RateLimiter(rate_per_second, daily_quota)
         self.faults = FaultBook()
         self.calls = CallLog()
+        self.subscriptions = SubscriptionBook()
         self.partner_tokens = PartnerTokens(token_secret)
         self.user_tokens = UserTokens()
         self.deferred: list[DeferredCreate] = []
@@ -361,6 +363,7 @@ class SandboxState:
             self.limiter = RateLimiter(*self._default_limits)
             self.faults.clear()
             self.calls.clear()
+            self.subscriptions.clear()
             self.partner_tokens.invalidate_all()
             self.user_tokens.clear()
             self.deferred.clear()

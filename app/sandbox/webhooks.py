@@ -3,7 +3,8 @@
 The sandbox holds an RSA key (generated on first use, one per `SandboxState`) and publishes its
 public half at `GET /.well-known/jwks.json`. `POST /_sandbox/webhooks/send` applies the topic's
 effect to the account (1 upgrade and 2 downgrade change the plan, 3 cancels; 4 "disabled" has no
-sandbox state to change), then POSTs CTCT's notification body to the receiver, signed as a JWS
+sandbox state to change), then POSTs CTCT's notification body to the receiver (`url`, or the URI
+the account's partner subscribed for the topic: `app.sandbox.partner_webhooks`), signed as a JWS
 with detached, unencoded content (RFC 7515 + RFC 7797): header
 `{"alg":"RS256","kid":…,"ts":<unix seconds, sandbox clock>,"b64":false,"crit":["b64"]}`, sent in
 compact form `<header>..<signature>` in `X-Ctct-Signature`. Which header CTCT uses is not known
@@ -34,6 +35,7 @@ from starlette.routing import Route
 from app.sandbox.partners import OURS
 from app.sandbox.plans import TRIAL, PlanRejected
 from app.sandbox.state import SandboxState, sandbox_state
+from app.sandbox.subscriptions import SentNotification
 
 SIGNATURE_HEADER = "X-Ctct-Signature"
 ALGORITHM = "RS256"
@@ -164,7 +166,7 @@ def _apply_topic(state: SandboxState, account_id: str, topic_id: int, plan: str 
     return partner.api_key
 
 
-async def _parse_send(request: Request) -> tuple[str, int, str, str | None]:
+async def _parse_send(request: Request) -> tuple[str | None, int, str, str | None]:
     try:
         body = await request.json()
     except ValueError:
@@ -177,8 +179,10 @@ async def _parse_send(request: Request) -> tuple[str, int, str, str | None]:
         body.get("encoded_account_id"),
     )
     plan = body.get("plan_type")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise _BadInput("url must be an http(s) URL")
+    if url is not None and (
+        not isinstance(url, str) or not url.startswith(("http://", "https://"))
+    ):
+        raise _BadInput("url must be an http(s) URL (or absent: the partner's subscribed hook)")
     if isinstance(topic_id, bool) or topic_id not in EVENT_TYPES:
         raise _BadInput("topic_id must be 1, 2, 3 or 4")
     if not isinstance(account_id, str) or not account_id:
@@ -188,10 +192,33 @@ async def _parse_send(request: Request) -> tuple[str, int, str, str | None]:
     return url, int(topic_id), account_id, plan
 
 
+async def post_notification(
+    app: Starlette, state: SandboxState, url: str, body: bytes
+) -> httpx.Response:
+    """POST a signed notification as CTCT does (raises `httpx.HTTPError` if unreachable)."""
+    signature = signer_for(state).sign(body, int(state.now().timestamp()))
+    headers = {"content-type": "application/json", SIGNATURE_HEADER: signature}
+    transport = getattr(app.state, "webhook_transport", None)
+    async with httpx.AsyncClient(
+        transport=transport, timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False
+    ) as http:
+        return await http.post(url, content=body, headers=headers)
+
+
+def _partner_of(state: SandboxState, account_id: str) -> str:
+    account = state.find(account_id)
+    return (account.partner if account is not None else None) or OURS
+
+
 async def _send(request: Request) -> Response:
     state = sandbox_state(request)
     try:
         url, topic_id, account_id, plan = await _parse_send(request)
+        partner = _partner_of(state, account_id)
+        if url is None:
+            url = state.subscriptions.get(partner, topic_id)
+            if url is None:
+                return _error(f"the account's partner has no subscription to topic {topic_id}", 409)
         api_key = _apply_topic(state, account_id, topic_id, plan)
     except _BadInput as problem:
         return _error(str(problem))
@@ -200,20 +227,19 @@ async def _send(request: Request) -> Response:
     except PlanRejected as rejected:
         return _error(str(rejected))
     body = notification(str(request.base_url), account_id, api_key, topic_id)
-    signature = signer_for(state).sign(body, int(state.now().timestamp()))
-    headers = {"content-type": "application/json", SIGNATURE_HEADER: signature}
-    transport = getattr(request.app.state, "webhook_transport", None)
     try:
-        async with httpx.AsyncClient(
-            transport=transport, timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False
-        ) as http:
-            answer = await http.post(url, content=body, headers=headers)
+        answer = await post_notification(request.app, state, url, body)
     except httpx.HTTPError as exc:
+        state.subscriptions.record(SentNotification(partner, topic_id, url, None, test=False))
         return _error(f"the receiver could not be reached: {type(exc).__name__}", 502)
+    state.subscriptions.record(
+        SentNotification(partner, topic_id, url, answer.status_code, test=False)
+    )
     return JSONResponse(
         {
             "topic_id": topic_id,
             "event_type": EVENT_TYPES[topic_id],
+            "url": url,
             "payload": json.loads(body),
             "signature_header": SIGNATURE_HEADER,
             "status_code": answer.status_code,
@@ -230,8 +256,13 @@ async def _rotate(request: Request) -> Response:
     return JSONResponse({"kid": signer_for(sandbox_state(request)).rotate()}, status_code=201)
 
 
+async def _subscriptions(request: Request) -> Response:
+    return JSONResponse(sandbox_state(request).subscriptions.describe())
+
+
 public_routes = [Route(JWKS_PATH, _jwks, methods=["GET"])]
 control_routes = [
     Route("/webhooks/send", _send, methods=["POST"]),
+    Route("/webhooks/subscriptions", _subscriptions, methods=["GET"]),
     Route("/webhooks/keys/rotate", _rotate, methods=["POST"]),
 ]

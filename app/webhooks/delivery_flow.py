@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,8 +20,8 @@ from standardwebhooks import Webhook
 from app.db import utcnow
 from app.kit.backoff import backoff_delay
 from app.settings import WebhookSettings
-from app.webhooks import repository, service
-from app.webhooks.models import DeliveryState
+from app.webhooks import operations, repository, service, subscribers
+from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookSubscriber
 
 log = structlog.get_logger(__name__)
 
@@ -46,15 +47,46 @@ def retry_delay(attempts: int, settings: WebhookSettings, rng: random.Random | N
     )
 
 
-def signed_headers(secret: str, event_id: str, body: str, at: datetime) -> dict[str, str]:
-    """The three Standard Webhooks headers for `body`."""
+def signed_headers(
+    secrets: str | Sequence[str], event_id: str, body: str, at: datetime
+) -> dict[str, str]:
+    """The three Standard Webhooks headers for `body`: one signature per secret, space-separated
+    (a receiver accepts the delivery if any of them verifies)."""
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(event_id, at, body),
+        "webhook-signature": " ".join(Webhook(key).sign(event_id, at, body) for key in keys),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
+
+
+async def _load(
+    sessionmaker: async_sessionmaker[AsyncSession], delivery_id: int
+) -> tuple[WebhookDelivery | None, WebhookSubscriber | None]:
+    async with sessionmaker() as session:
+        delivery = await repository.get(session, delivery_id)
+        if delivery is None or delivery.subscriber_id is None:
+            return delivery, None
+        return delivery, await repository.any_subscriber(session, delivery.subscriber_id)
+
+
+async def _post(
+    http: httpx.AsyncClient, delivery: WebhookDelivery, keys: Sequence[str]
+) -> tuple[int | None, str | None, str | None]:
+    """(status, response excerpt, transport error) of one POST, outside any transaction."""
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True)
+    now = datetime.now(UTC)
+    try:
+        response = await http.post(
+            delivery.url,
+            content=body,
+            headers=signed_headers(keys, delivery.event_id, body, now),
+        )
+    except httpx.HTTPError as exc:
+        return None, None, f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT_CHARS]
+    return response.status_code, response.text[:RESPONSE_EXCERPT_CHARS], None
 
 
 async def attempt(
@@ -64,31 +96,21 @@ async def attempt(
     delivery_id: int,
     *,
     rng: random.Random | None = None,
+    box: subscribers.SecretBox | None = None,
 ) -> str | None:
     """Try one delivery once; returns its state afterwards (None if there was nothing to do)."""
-    secret = service.signing_secret(settings)
-    async with sessionmaker() as session:
-        delivery = await repository.get(session, delivery_id)
+    delivery, subscriber = await _load(sessionmaker, delivery_id)
     if delivery is None or delivery.state != DeliveryState.PENDING.value:
         return None
-    if secret is None:
-        log.warning("webhooks.deliver.unsigned_skipped", delivery_id=delivery_id)
-        return None
-    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True)
-    now = datetime.now(UTC)
     status: int | None = None
     excerpt: str | None = None
-    error: str | None = None
-    try:
-        response = await http.post(
-            delivery.url,
-            content=body,
-            headers=signed_headers(secret, delivery.event_id, body, now),
-        )
-        status = response.status_code
-        excerpt = response.text[:RESPONSE_EXCERPT_CHARS]
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT_CHARS]
+    error: str | None = subscribers.REMOVED_ERROR
+    if subscriber is None or subscriber.deleted_at is None:
+        keys = subscribers.secrets_of(subscriber, box, settings)
+        if not keys:
+            log.warning("webhooks.deliver.unsigned_skipped", delivery_id=delivery_id)
+            return None
+        status, excerpt, error = await _post(http, delivery, keys)
     delivered = status is not None and 200 <= status < 300
     async with sessionmaker() as session, session.begin():
         row = await repository.get(session, delivery_id, for_update=True)
@@ -103,7 +125,7 @@ async def attempt(
             row.state = DeliveryState.DELIVERED.value
             row.delivered_at = row.updated_at
             row.next_attempt_at = None
-        elif row.attempts >= settings.max_attempts:
+        elif row.attempts >= settings.max_attempts or error == subscribers.REMOVED_ERROR:
             row.state = DeliveryState.FAILED.value
             row.next_attempt_at = None
         else:
@@ -111,11 +133,14 @@ async def attempt(
             row.next_attempt_at = row.updated_at + timedelta(seconds=delay)
             await service.defer_delivery(session, row.id, at=row.next_attempt_at)
         await session.flush()
+        if subscriber is not None and subscriber.deleted_at is None:
+            await _count(session, settings, subscriber, row, delivered=delivered)
         state = row.state
         fields = {
             "delivery_id": row.id,
             "event_id": row.event_id,
             "event_type": row.event_type,
+            "subscriber_id": row.subscriber_id,
             "attempt": row.attempts,
             "status": status,
             "error": error,
@@ -127,3 +152,36 @@ async def attempt(
     else:
         log.info("webhooks.deliver.retrying", next_attempt_at=str(row.next_attempt_at), **fields)
     return state
+
+
+async def _count(
+    session: AsyncSession,
+    settings: WebhookSettings,
+    subscriber: WebhookSubscriber,
+    row: WebhookDelivery,
+    *,
+    delivered: bool,
+) -> None:
+    """Keep the subscriber's failure streak; the attempt that makes it failing says so once."""
+    assert row.updated_at is not None
+    if delivered:
+        await subscribers.record_success(session, subscriber.id, at=row.updated_at)
+        return
+    if not await subscribers.record_failure(session, subscriber.id, settings, at=row.updated_at):
+        return
+    log.warning(
+        "webhooks.subscriber.failing", subscriber_id=subscriber.id, failures=settings.failing_after
+    )
+    await operations.delivery_failing(
+        session,
+        subscriber_id=subscriber.id,
+        subscriber_name=subscriber.name,
+        url=subscriber.url,
+        consecutive_failures=settings.failing_after,
+        since=row.updated_at,
+        delivery_id=row.id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+    )

@@ -2,17 +2,19 @@
 
 `emit` records an event row and defers its fan-out job in the caller's transaction, so a change
 and its event commit or roll back together, whatever the process's settings. The worker's
-fan-out job, which has the settings, writes one delivery per receiver (`WEBHOOK_URLS`) and defers
-each delivery's job; nothing is delivered without a signing secret (`WEBHOOK_SECRET`): an
-unsigned webhook would be worse than none. Every function here takes a session and never commits.
+fan-out job writes one delivery per subscriber that asked for the event's type
+(`app.webhooks.subscribers`; `WEBHOOK_URLS` seeds subscribers) and defers each delivery's job.
+Every function here takes a session and never commits.
 
-`client.status_changed` is emitted by the status store for every change; `provisioning.finished`
-when a provisioning request ends.
+`client.status_changed` is emitted by the status store for every change (the fan-out adds
+`allowed`, which depends on the worker's UNAFFILIATED_ACCESS); `provisioning.finished` when a
+provisioning request ends; the operations events by `app.webhooks.operations`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +26,7 @@ from app.errors import NotFound
 from app.kit.jobs import defer_in_transaction
 from app.kit.pagination import CursorCodec, Page
 from app.settings import WebhookSettings
-from app.webhooks import repository
+from app.webhooks import repository, subscribers
 from app.webhooks.models import DeliveryState, EventType, WebhookDelivery, WebhookEvent
 from app.webhooks.schemas import WebhookDeliveryOut
 
@@ -40,19 +42,6 @@ _DELIVERY_LOCK_PREFIX = "webhooks-delivery-"
 class DeliveryNotFound(NotFound):
     type_slug = "webhook-delivery-not-found"
     title = "No such webhook delivery"
-
-
-def signing_secret(settings: WebhookSettings) -> str | None:
-    """The Standard Webhooks secret, or None when unset or empty."""
-    if settings.secret is None:
-        return None
-    value = settings.secret.get_secret_value().strip()
-    return value or None
-
-
-def receivers(settings: WebhookSettings) -> list[str]:
-    """The URLs events are delivered to: none unless a signing secret is set."""
-    return list(settings.urls) if signing_secret(settings) is not None else []
 
 
 async def emit(
@@ -85,23 +74,36 @@ async def emit(
     return event
 
 
+# Completes an event's payload at fan-out with what only the worker's settings know.
+PayloadCompleter = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
 async def fan_out(
-    session: AsyncSession, event_id: str, settings: WebhookSettings
+    session: AsyncSession,
+    event_id: str,
+    settings: WebhookSettings,
+    *,
+    complete: PayloadCompleter | None = None,
 ) -> list[WebhookDelivery]:
-    """One pending delivery per receiver of an event not yet fanned out, each with its job."""
+    """One pending delivery (and job) per subscriber wanting an event not yet fanned out."""
     event = await repository.event(session, event_id, for_update=True)
     if event is None or event.fanned_out_at is not None:
         return []
     now = utcnow()
     event.fanned_out_at = now
+    if complete is not None:
+        data = complete(event.event_type, dict(event.payload.get("data", {})))
+        event.payload = {**event.payload, "data": data}
+    await subscribers.seed(session, settings)
     deliveries = []
-    for url in receivers(settings):
+    for subscriber in await subscribers.wanting(session, event.event_type, settings):
         delivery = await repository.add(
             session,
             WebhookDelivery(
                 event_id=event.event_id,
                 event_type=event.event_type,
-                url=url,
+                url=subscriber.url,
+                subscriber_id=subscriber.id,
                 payload=event.payload,
                 state=DeliveryState.PENDING.value,
                 attempts=0,

@@ -15,6 +15,7 @@ from app.ctct.client import CtctClient
 from app.db import create_engine, create_sessionmaker
 from app.kit.crypto import PasswordCipher
 from app.settings import Settings
+from app.webhooks import operations as webhooks_operations
 from app.webhooks.delivery_flow import build_http as build_webhook_http
 
 
@@ -27,6 +28,9 @@ class WorkerResources:
     ctct: CtctClient
     cipher: PasswordCipher
     webhook_http: httpx.AsyncClient
+    # The CTCT transport the worker was started with (tests: the in-process sandbox), for jobs
+    # that build CTCT clients of their own.
+    ctct_transport: httpx.AsyncBaseTransport | None = None
 
 
 RESOURCES_KEY = "resources"
@@ -54,7 +58,12 @@ async def started(
         max_overflow=settings.database.max_overflow,
     )
     # One CTCT client for every job; an audit run counts its own calls on it (audit.meter).
-    ctct = build_metered_ctct_client(settings.ctct, engine=engine, transport=ctct_transport)
+    ctct = build_metered_ctct_client(
+        settings.ctct,
+        engine=engine,
+        transport=ctct_transport,
+        on_quota_low=webhooks_operations.announce_quota_low,
+    )
     resources = WorkerResources(
         settings=settings,
         database_url=database_url,
@@ -63,6 +72,7 @@ async def started(
         ctct=ctct,
         cipher=PasswordCipher(settings.provision.encryption_keys),
         webhook_http=build_webhook_http(settings.webhook),
+        ctct_transport=ctct_transport,
     )
     try:
         yield resources

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from procrastinate import JobContext
 
+from app.clients import policy
 from app.kit.jobs import job_app
+from app.settings import Settings
 from app.webhooks import delivery_flow
 from app.webhooks import service as webhooks_service
+from app.webhooks.models import EventType
 from app.worker import runtime
+
+
+def payload_completer(settings: Settings) -> webhooks_service.PayloadCompleter:
+    """Adds what events need from the worker's settings: `allowed` to `client.status_changed`."""
+
+    def complete(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        if event_type == EventType.CLIENT_STATUS_CHANGED.value and "to_status" in data:
+            allowed = policy.allows(str(data["to_status"]), settings.unaffiliated_access)
+            return {**data, "allowed": allowed}
+        return data
+
+    return complete
 
 
 @job_app.task(name=webhooks_service.FAN_OUT_TASK, queue=webhooks_service.QUEUE, pass_context=True)
@@ -15,7 +32,12 @@ async def fan_out(context: JobContext, event_id: str) -> None:
     """One delivery per receiver configured in this worker's settings, each with its job."""
     resources = runtime.resources_of(context)
     async with resources.sessionmaker() as session, session.begin():
-        await webhooks_service.fan_out(session, event_id, resources.settings.webhook)
+        await webhooks_service.fan_out(
+            session,
+            event_id,
+            resources.settings.webhook,
+            complete=payload_completer(resources.settings),
+        )
 
 
 @job_app.task(name=webhooks_service.DELIVER_TASK, queue=webhooks_service.QUEUE, pass_context=True)
@@ -27,4 +49,5 @@ async def deliver(context: JobContext, delivery_id: int) -> None:
         resources.webhook_http,
         resources.settings.webhook,
         delivery_id,
+        box=resources.cipher,
     )

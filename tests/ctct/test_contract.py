@@ -16,6 +16,10 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from app.ctct.errors import (
     CtctAuthError,
@@ -26,9 +30,11 @@ from app.ctct.errors import (
     CtctUnavailable,
     CtctValidationError,
 )
+from app.ctct.partner_webhooks import PartnerWebhooks
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.partners import OTHER
 from app.sandbox.state import SandboxState
+from app.sandbox.webhooks import SIGNATURE_HEADER, set_delivery_transport
 from tests.contract import contract, response_schema, validate_definition, validate_response
 from tests.ctct.conftest import Harness, HarnessFactory, provision_body
 
@@ -38,11 +44,15 @@ _TEMPLATES = (
     "/partner/accounts/{encoded_account_id}/plan",
     "/partner/accounts/{encoded_account_id}/status/cancel",
     "/account/summary",
+    "/partner/webhooks/subscriptions",
+    "/partner/webhooks/subscriptions/{topic_id}",
+    "/partner/webhooks/subscriptions/{topic_id}/tests",
 )
 _REQUEST_BODY_DEFINITIONS = {
     ("/partner/accounts", "POST"): "Provision",
     ("/partner/accounts/{encoded_account_id}/plan", "PUT"): "PlanInfo",
     ("/partner/accounts/{encoded_account_id}/status/cancel", "PUT"): "AccountCancellation",
+    ("/partner/webhooks/subscriptions/{topic_id}", "PUT"): "WebhooksSubscriptionBody",
 }
 
 
@@ -262,3 +272,63 @@ async def test_account_summary_requests_and_answers_conform(
     seen = assert_conforms(recorder.exchanges)
 
     assert {("/account/summary", "GET", 200), ("/account/summary", "GET", 401)} <= seen
+
+
+async def test_webhook_subscription_requests_and_answers_conform(
+    make_harness: HarnessFactory, sandbox: SandboxState
+) -> None:
+    received: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def hook(request: Request) -> Response:
+        received.append((str(request.url), dict(request.headers), await request.body()))
+        return Response(status_code=200)
+
+    receiver = Starlette(routes=[Route("/v1/ctct/webhooks", hook, methods=["POST"])])
+    sandbox_app = create_sandbox_app(sandbox)
+    set_delivery_transport(sandbox_app, httpx.ASGITransport(app=receiver))
+    recorder = RecordingTransport(httpx.ASGITransport(app=sandbox_app))
+    hooks = PartnerWebhooks(make_harness(transport=recorder, read_retries=0).client)
+
+    await hooks.subscribe(1, "https://partnergate.example/old")
+    moved = await hooks.subscribe(1, "https://partnergate.example/v1/ctct/webhooks")
+    await hooks.subscribe(3, "https://partnergate.example/v1/ctct/webhooks")
+    listed = await hooks.list()
+    cancelled = await hooks.get(3)
+    tested = await hooks.test(1)
+    await hooks.unsubscribe(3)
+    with pytest.raises(CtctNotFound):
+        await hooks.get(3)
+    with pytest.raises(CtctNotFound):
+        await hooks.test(3)
+    with pytest.raises(CtctNotFound):
+        await hooks.unsubscribe(7)
+    with pytest.raises(CtctValidationError):
+        await hooks.subscribe(2, "mailto:ops@example.com")
+
+    seen = assert_conforms(recorder.exchanges)
+
+    collection = "/partner/webhooks/subscriptions"
+    topic = "/partner/webhooks/subscriptions/{topic_id}"
+    tests = "/partner/webhooks/subscriptions/{topic_id}/tests"
+    assert {
+        (collection, "GET", 200),
+        (topic, "PUT", 200),
+        (topic, "PUT", 400),
+        (topic, "GET", 200),
+        (topic, "GET", 404),
+        (topic, "DELETE", 204),
+        (topic, "DELETE", 404),
+        (tests, "POST", 201),
+        (tests, "POST", 404),
+    } <= seen
+    assert (moved.topic_id, moved.hook_uri) == (1, "https://partnergate.example/v1/ctct/webhooks")
+    assert [(s.topic_id, s.topic_name) for s in listed] == [
+        (1, "Billing Tier Upgrade"),
+        (3, "Account Cancelled"),
+    ]
+    assert cancelled.topic_description
+    assert tested.topic_id == 1
+    [(url, headers, body)] = received
+    assert url == "https://partnergate.example/v1/ctct/webhooks"
+    assert json.loads(body)["event_type"] == "tier.increase"
+    assert headers[SIGNATURE_HEADER.lower()].count(".") == 2
