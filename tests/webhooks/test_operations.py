@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from app.provisioning.crypto import PasswordCipher
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,6 +16,7 @@ from app.audit import runner
 from app.audit.models import AuditTrigger
 from app.clients.models import ClientStatus
 from app.ctct.budget import CallBudget, Priority
+from app.kit.crypto import PasswordCipher
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import CtctSettings, Settings, WebhookSettings

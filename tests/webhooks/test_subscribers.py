@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from app.provisioning.crypto import PasswordCipher
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +17,7 @@ from app.auth.scopes import Scope
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership
 from app.clients.models import EventSource, VerifiedVia
+from app.kit.crypto import PasswordCipher
 from app.settings import Settings, UnaffiliatedAccess, WebhookSettings
 from app.webhooks import delivery_flow, subscribers
 from app.webhooks import service as webhooks_service
