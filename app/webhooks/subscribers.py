@@ -41,7 +41,7 @@ REMOVED_ERROR = "the subscriber was removed"
 
 
 class SecretBox(Protocol):
-    """Encrypts secrets at rest (`app.provisioning.crypto.PasswordCipher` in every process)."""
+    """Encrypts secrets at rest (`app.kit.crypto.PasswordCipher` in every process)."""
 
     def encrypt(self, password: str) -> str: ...
 
