@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner
+from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditRun, AuditTrigger
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
@@ -22,9 +23,8 @@ async def audit(
 ) -> AuditRun:
     """Run one audit to its end; fail the test unless it completed."""
     transport = httpx.ASGITransport(app=create_sandbox_app(sandbox))
-    run = await runner.run_once(
-        sessionmaker, engine, settings, trigger=AuditTrigger.CLI, transport=transport
-    )
+    async with build_metered_ctct_client(settings.ctct, engine=engine, transport=transport) as ctct:
+        run = await runner.run_once(sessionmaker, settings, ctct, trigger=AuditTrigger.CLI)
     assert run is not None
     assert run.state == "completed", (run.state, run.error)
     return run

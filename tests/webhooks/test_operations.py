@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner
+from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditTrigger
 from app.clients.models import ClientStatus
 from app.ctct.budget import CallBudget, Priority
@@ -184,9 +185,13 @@ async def test_demotions_held_is_sent_once_by_the_run_that_holds_them(
             created_by="test",
         )
     transport = httpx.ASGITransport(app=create_sandbox_app(sandbox))
-    run = await runner.run_once(
-        sessionmaker, engine, audit_settings, trigger=AuditTrigger.CLI, transport=transport
-    )
+    async with build_metered_ctct_client(
+        audit_settings.ctct,
+        engine=engine,
+        transport=transport,
+        on_quota_low=operations.announce_quota_low,
+    ) as ctct:
+        run = await runner.run_once(sessionmaker, audit_settings, ctct, trigger=AuditTrigger.CLI)
 
     assert run is not None
     assert run.state == "held"
