@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
-from app.ctct.budget import Priority
+from app.ctct.budget_terms import Priority
 from app.ctct.client import LIST_LIMIT_MAX, CtctClient
 from app.ctct.schemas import AccountPage
 

@@ -1,42 +1,28 @@
 """The upstream call budget shared by every process and replica through Postgres (DESIGN §5).
 
-Per CTCT API key (stored as a SHA-256 fingerprint, never the key):
-
-- calls paced evenly (GCRA with no burst, i.e. a leaky bucket), as docs/ctct.md explains: a
-  caller reserves the next free slot in one short transaction, sleeps until it and sends.
-  While callers queue, slots are `interval` = (1 + pacing_slack) / rate apart, whichever
-  process took them (0.254 s at 4/s); the row keeps the last R = floor(rate) slots, which may
-  lie in the future. CTCT counts arrivals in a sliding second, so no R+1 slots ever fall within
-  R intervals (1.015 s): 15 ms for jitter at 98.5% of the limit. A caller alone in its process
-  may take slots it missed at once, within that window; one woken more than
-  LATE_TOLERANCE_SECONDS late moves its slot to when it really sends.
-- at most `daily_quota` calls per UTC day, of which `interactive_reserve` only
-  `Priority.INTERACTIVE` may spend; a caller whose share is gone gets `CtctBudgetExhausted` at
-  once, with the time the day resets.
-- a "penalty" (after a 429 from CTCT) that holds back every process until it ends.
-
-Each attempt is one short transaction (`SELECT … FOR UPDATE` on the key's row); a caller that
-must wait commits first and sleeps outside the transaction, and gets `CtctBudgetTimeout` instead
-of waiting past its own `max_wait`.
+Per CTCT API key: calls paced evenly (GCRA, no burst), at most `daily_quota` a UTC day with a
+reserve only interactive work may spend, and a penalty after a 429 that holds back every
+process. Each attempt is one short row-locked transaction; a caller that must wait commits
+first, sleeps outside it, and gets `CtctBudgetTimeout` instead of waiting past its `max_wait`.
+docs/ctct.md ("The call budget") explains each rule and why.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import hashlib
 import math
 import random
 import time as time_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.ctct.budget_terms import BudgetSnapshot, Priority, key_fingerprint, next_utc_midnight
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.models import CtctBudget
 from app.ctct.quota_alert import QuotaAlert, QuotaLowHook
@@ -55,41 +41,12 @@ MAX_WAKE_JITTER_SECONDS = 0.005
 _table: Table = CtctBudget.__table__  # type: ignore[assignment]
 
 
-class Priority(enum.StrEnum):
-    """Who is calling: interactive work may spend the reserve, background work may not."""
-
-    INTERACTIVE = "interactive"
-    BACKGROUND = "background"
-
-
-@dataclass(frozen=True)
-class BudgetSnapshot:
-    """Today's (UTC) use of the budget, for /v1/stats."""
-
-    day: date
-    used: int
-    daily_quota: int
-    remaining_interactive: int
-    remaining_background: int
-    penalty_ends_at: datetime | None
-
-
 @dataclass(frozen=True)
 class _Wait:
     seconds: float
     reason: str
     # A slot is ours: sleep until it and send, without asking again (unless we wake too late).
     slot: datetime | None = None
-
-
-def key_fingerprint(api_key: str) -> str:
-    """The SHA-256 hex digest that identifies an API key's row."""
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def next_utc_midnight(now: datetime) -> datetime:
-    """When the UTC day that contains `now` ends (CTCT's daily quota resets then)."""
-    return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(), tzinfo=UTC)
 
 
 class CallBudget:

@@ -19,7 +19,8 @@ import httpx
 import structlog
 
 from app.ctct.auth import PartnerTokenProvider
-from app.ctct.budget import CallBudget, Priority
+from app.ctct.budget import CallBudget
+from app.ctct.budget_terms import Priority
 from app.ctct.errors import (
     CtctBudgetTimeout,
     CtctError,

@@ -14,7 +14,7 @@ import asyncio
 import structlog
 
 from app.clients.evidence import MirroredAttributes
-from app.ctct.budget import Priority
+from app.ctct.budget_terms import Priority
 from app.ctct.errors import CtctConflict, CtctError
 from app.ctct.schemas import SiteOwner
 from app.db import utcnow

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app.ctct.budget import next_utc_midnight
+from app.ctct.budget_terms import next_utc_midnight
 from app.ctct.errors import (
     CtctAuthError,
     CtctBudgetExhausted,

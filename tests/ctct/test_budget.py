@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ctct.budget import CallBudget, Priority
+from app.ctct.budget import CallBudget
+from app.ctct.budget_terms import Priority
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.kit.metrics import CTCT_QUOTA_LEFT
 from tests.ctct.conftest import FakeTime, ctct_settings

@@ -11,7 +11,7 @@ import respx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ctct.budget import Priority
+from app.ctct.budget_terms import Priority
 from app.ctct.client import build_ctct_client
 from app.ctct.errors import (
     CtctAuthError,
