@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_FERNET_KEY
+from tests.conftest import TEST_FERNET_KEY, credentials_env
 
 
 def cli_environment(
@@ -25,6 +25,7 @@ def cli_environment(
         "CTCT_INTERACTIVE_RESERVE": "0",
         "CTCT_TIMEOUT_SECONDS": "5",
         "LOG_LEVEL": "WARNING",
+        **credentials_env(),
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

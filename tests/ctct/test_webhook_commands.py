@@ -9,8 +9,8 @@ import pytest
 
 from app.cli import main
 from app.sandbox.server import running_sandbox
-from app.sandbox.state import SandboxState
 from tests.cli_env import cli_environment
+from tests.conftest import new_sandbox
 from tests.webhooks.receiver import Receiver, running_receiver
 
 
@@ -21,7 +21,7 @@ def test_an_operator_subscribes_lists_tests_and_unsubscribes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    state = SandboxState(rate_per_second=100_000)
+    state = new_sandbox(rate_per_second=100_000)
     receiver = Receiver()
     with running_receiver(receiver) as hook_url, running_sandbox(state) as sandbox_url:
         cli_environment(monkeypatch, tmp_path, database_url, sandbox_url)

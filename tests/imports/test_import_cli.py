@@ -17,6 +17,7 @@ from app.db import libpq_url
 from app.sandbox.server import running_sandbox
 from app.sandbox.state import SandboxState
 from tests.cli_env import cli_environment
+from tests.conftest import new_sandbox
 
 LIST_PATH = "/v3/partner/accounts"
 TABLES = (
@@ -108,7 +109,7 @@ def test_a_1000_row_file_dry_run_then_twice_every_outcome_and_nothing_more_the_s
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    sandbox = SandboxState(rate_per_second=100_000)
+    sandbox = new_sandbox(rate_per_second=100_000)
     path, expected = _file(sandbox, database_url, tmp_path)
     with running_sandbox(sandbox) as sandbox_url:
         cli_environment(monkeypatch, tmp_path, database_url, sandbox_url)
