@@ -16,6 +16,7 @@ from app.auth.scopes import parse_scopes
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
 from app.kit.local_database import database_url
+from app.people import cli as people_cli
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser("run", help="run one audit now and print its summary").set_defaults(
         handler=_with_database(_audit_run)
     )
+
+    people_cli.register(commands, _with_database, _run_in_session)
 
     sandbox = commands.add_parser("sandbox", help="serve the CTCT partner API simulator")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -6,6 +6,7 @@ from app.ctct.tables import CtctBudget
 from app.db import Base
 from app.events.models import WebhookDelivery
 from app.membership.audit_models import AuditHeldDemotion, AuditRun, AuditSeen
+from app.people.models import Person
 from app.provisioning.models import ProvisioningRequest
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Base",
     "Client",
     "CtctBudget",
+    "Person",
     "ProvisioningRequest",
     "StatusEvent",
     "TransferRequest",
