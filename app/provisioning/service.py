@@ -386,8 +386,10 @@ async def requeue_orphans(session: AsyncSession, *, grace: timedelta) -> int:
     return len(orphans)
 
 
-async def requeue(session: AsyncSession, request_id: int, *, max_age: timedelta) -> Reply:
-    """A person's retry of a failed or needs_attention request."""
+async def requeue(
+    session: AsyncSession, request_id: int, *, max_age: timedelta, by: str | None = None
+) -> Reply:
+    """A person's retry of a failed or needs_attention request (`by`: who, for the log)."""
     request = await repository.get(session, request_id, for_update=True)
     if request is None:
         raise RequestNotFound(f"no provisioning request {request_id}")
@@ -410,7 +412,7 @@ async def requeue(session: AsyncSession, request_id: int, *, max_age: timedelta)
     request.updated_at = now
     await session.flush()
     await defer_send(session, request.id, at=now)
-    log.info("provisioning.request.requeued", request_id=request.id)
+    log.info("provisioning.request.requeued", request_id=request.id, by=by)
     return accepted_reply(request)
 
 
