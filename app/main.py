@@ -20,6 +20,7 @@ from app.events.ctct_router import router as ctct_webhooks_router
 from app.events.ctct_signature import CtctKeys
 from app.events.router import router as events_router
 from app.health.router import router as health_router
+from app.kit.api_docs import install_api_docs
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.audit_router import router as audit_router
 from app.migrate import script_heads
@@ -72,6 +73,8 @@ def create_app(
         version="1.0.0",
         summary="Which Constant Contact accounts may use the integration, and why.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -84,4 +87,5 @@ def create_app(
     app.include_router(ctct_webhooks_router)
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
+    install_api_docs(app)
     return app
