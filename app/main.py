@@ -12,6 +12,7 @@ from app.access.lifecycle import access_resources
 from app.access.router import router as access_router
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
+from app.console.app import create_console_app
 from app.ctct.client import build_ctct_client
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
@@ -88,4 +89,5 @@ def create_app(
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
     install_api_docs(app)
+    app.mount("/console", create_console_app(resolved, lambda: app.state.resources))
     return app
