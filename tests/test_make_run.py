@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,6 +45,20 @@ def _postgres_running_in(datadir: Path) -> list[psutil.Process]:
         if any(str(datadir) in part for part in cmdline):
             found.append(process)
     return found
+
+
+def _kill_everything_of(pid: int, data_dir: Path) -> None:
+    """After a failure: the children hold the output pipe open, Postgres its data directory."""
+    try:
+        tree = [*psutil.Process(pid).children(recursive=True), psutil.Process(pid)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for process in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    for process in _postgres_running_in(data_dir):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGINT)  # the postmaster's fast shutdown
 
 
 def _sign_in_as_the_demo_operator(base: str, printed: str) -> None:
@@ -104,10 +119,13 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
         assert dev.wait(timeout=60) == 0
     finally:
         if dev.poll() is None:
-            dev.kill()
+            _kill_everything_of(dev.pid, data_dir)
+            dev.wait(timeout=10)
         reader.join(timeout=10)
         assert dev.stdout is not None
-        dev.stdout.close()
+        # Closing the pipe while the reader still blocks on it would deadlock.
+        if not reader.is_alive():
+            dev.stdout.close()
 
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
