@@ -56,6 +56,8 @@ class CtctCall:
     params: Mapping[str, str] | None = None
     json: object | None = None
     encoded_account_id: str | None = None
+    # Values the call sends that CTCT may echo and we must never keep (a client's password).
+    secrets: tuple[str, ...] = ()
 
 
 class CallSender:
@@ -168,6 +170,7 @@ class CallSender:
             response.content,
             operation=call.operation,
             encoded_account_id=call.encoded_account_id,
+            secrets=call.secrets,
         )
 
     async def _send(
