@@ -46,15 +46,52 @@ def retry_delay(attempts: int, settings: WebhookSettings, rng: random.Random | N
     )
 
 
+class SecretUnusable(ValueError):
+    """WEBHOOK_SECRET is not a Standard Webhooks secret (`whsec_` + base64)."""
+
+
 def signed_headers(secret: str, event_id: str, body: str, at: datetime) -> dict[str, str]:
     """The three Standard Webhooks headers for `body`."""
+    try:
+        signature = Webhook(secret).sign(event_id, at, body)
+    except (ValueError, TypeError):
+        # Never the secret itself in the message: it ends up in the row and the logs.
+        raise SecretUnusable(
+            "WEBHOOK_SECRET is not a Standard Webhooks secret (whsec_ followed by base64)"
+        ) from None
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(event_id, at, body),
+        "webhook-signature": signature,
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
+
+
+def storable(value: str) -> str:
+    """`value` cut to the excerpt size, without the NUL characters Postgres text refuses."""
+    return value.replace("\x00", "\ufffd")[:RESPONSE_EXCERPT_CHARS]
+
+
+async def _send(
+    http: httpx.AsyncClient, secret: str | None, url: str, event_id: str, body: str
+) -> tuple[int | None, str | None, str | None]:
+    """POST one signed delivery: (status, response excerpt, error), never an exception.
+
+    Whatever goes wrong (the receiver, the network, our own secret) is a failed attempt that
+    is recorded and retried with backoff: a delivery is never left pending without a job.
+    """
+    if secret is None:
+        return None, None, "WEBHOOK_SECRET is unset: nothing is delivered unsigned"
+    try:
+        headers = signed_headers(secret, event_id, body, datetime.now(UTC))
+        response = await http.post(url, content=body, headers=headers)
+        return response.status_code, storable(response.text), None
+    except SecretUnusable as exc:
+        return None, None, str(exc)
+    except Exception as exc:  # a receiver's odd reply or a broken connection: one failed try
+        log.warning("webhooks.deliver.send_failed", error_type=type(exc).__name__)
+        return None, None, storable(f"{type(exc).__name__}: {exc}")
 
 
 async def attempt(
@@ -71,24 +108,8 @@ async def attempt(
         delivery = await repository.get(session, delivery_id)
     if delivery is None or delivery.state != DeliveryState.PENDING.value:
         return None
-    if secret is None:
-        log.warning("webhooks.deliver.unsigned_skipped", delivery_id=delivery_id)
-        return None
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True)
-    now = datetime.now(UTC)
-    status: int | None = None
-    excerpt: str | None = None
-    error: str | None = None
-    try:
-        response = await http.post(
-            delivery.url,
-            content=body,
-            headers=signed_headers(secret, delivery.event_id, body, now),
-        )
-        status = response.status_code
-        excerpt = response.text[:RESPONSE_EXCERPT_CHARS]
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT_CHARS]
+    status, excerpt, error = await _send(http, secret, delivery.url, delivery.event_id, body)
     delivered = status is not None and 200 <= status < 300
     async with sessionmaker() as session, session.begin():
         row = await repository.get(session, delivery_id, for_update=True)

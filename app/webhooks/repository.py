@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.webhooks.models import WebhookDelivery, WebhookEvent
+from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEvent
+
+SWEEP_BATCH = 500
 
 
 async def add_event(session: AsyncSession, event: WebhookEvent) -> WebhookEvent:
@@ -65,3 +68,28 @@ async def page(
     if event_type is not None:
         statement = statement.where(WebhookDelivery.event_type == event_type)
     return (await session.execute(statement)).scalars().all()
+
+
+async def unfanned_events(session: AsyncSession, *, created_before: datetime) -> list[str]:
+    """Ids of events not yet turned into deliveries, older than `created_before`."""
+    statement = (
+        select(WebhookEvent.event_id)
+        .where(WebhookEvent.fanned_out_at.is_(None), WebhookEvent.created_at < created_before)
+        .order_by(WebhookEvent.id)
+        .limit(SWEEP_BATCH)
+    )
+    return list((await session.execute(statement)).scalars())
+
+
+async def overdue_pending(session: AsyncSession, *, due_before: datetime) -> list[int]:
+    """Ids of pending deliveries whose next attempt was due before `due_before`."""
+    statement = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.state == DeliveryState.PENDING.value,
+            WebhookDelivery.next_attempt_at < due_before,
+        )
+        .order_by(WebhookDelivery.id)
+        .limit(SWEEP_BATCH)
+    )
+    return list((await session.execute(statement)).scalars())
