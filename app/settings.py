@@ -62,6 +62,8 @@ class CtctSettings(BaseModel):
     rate_per_second: float = Field(default=4.0, gt=0)
     daily_quota: int = Field(default=10_000, gt=0)
     interactive_reserve: int = Field(default=1_000, ge=0)
+    # Calls per day the audit (background) may not spend, kept for retries and reconciliation.
+    retry_reserve: int = Field(default=1_000, ge=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     read_retries: int = Field(default=3, ge=0)
 

@@ -10,9 +10,12 @@ Per CTCT API key (stored as a SHA-256 fingerprint, never the key):
   connection being opened, network latency that varies, clock skew between replicas kept by
   NTP). 50 ms proved too little on a loaded machine even over loopback; the 9% of burst rate
   it costs matters little, since the daily quota (0.12 calls/s on average) binds first.
-- at most `daily_quota` calls per UTC day, of which `interactive_reserve` only
-  `Priority.INTERACTIVE` may spend; a caller whose share is gone gets `CtctBudgetExhausted` at
-  once, with the time the day resets.
+- at most `daily_quota` calls per UTC day, shared by priority (`Priority`): `interactive_reserve`
+  only `INTERACTIVE` calls may spend, `retry_reserve` only `INTERACTIVE` and `RETRY` calls; a
+  caller whose share is gone gets `CtctBudgetExhausted` at once, with the time the day resets.
+- who goes first: a caller that must wait for the rate announces it in the row
+  (`<priority>_waiting_until`), and every lower priority stands back until it has been served,
+  across processes. Within a process each priority queues for its own turn.
 - a "penalty" (after a 429 from CTCT) that holds back every process until it ends.
 
 Each attempt is one short transaction (`SELECT … FOR UPDATE` on the key's row); a caller that
@@ -31,6 +34,7 @@ import time as time_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import Table, func, select, update
@@ -48,15 +52,37 @@ log = structlog.get_logger(__name__)
 WINDOW_SLACK_SECONDS = 0.1
 DEFAULT_MAX_WAIT_SECONDS = 30.0
 MAX_WAKE_JITTER_SECONDS = 0.005
+# How long past its planned wake-up a waiting caller keeps lower priorities back.
+PRIORITY_HOLD_SECONDS = 0.25
 
 _table: Table = CtctBudget.__table__  # type: ignore[assignment]
 
 
 class Priority(enum.StrEnum):
-    """Who is calling: interactive work may spend the reserve, background work may not."""
+    """Who is calling, in the order calls are served (DESIGN §5, "Upstream budget").
+
+    - INTERACTIVE: access probes, a create's first attempt, a person's lifecycle calls; may
+      spend the whole daily quota.
+    - RETRY: provisioning retries and the reconciliation read; never the interactive reserve.
+    - BACKGROUND: the audit and background refreshes; neither reserve.
+    """
 
     INTERACTIVE = "interactive"
+    RETRY = "retry"
     BACKGROUND = "background"
+
+    @property
+    def rank(self) -> int:
+        """0 is served first."""
+        return _RANKS[self]
+
+
+_RANKS = {Priority.INTERACTIVE: 0, Priority.RETRY: 1, Priority.BACKGROUND: 2}
+# The row's column where a waiting caller of this priority holds lower priorities back.
+_WAITING_COLUMN = {
+    Priority.INTERACTIVE: "interactive_waiting_until",
+    Priority.RETRY: "retry_waiting_until",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,7 @@ class BudgetSnapshot:
     remaining_interactive: int
     remaining_background: int
     penalty_ends_at: datetime | None
+    remaining_retry: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,13 +135,20 @@ class CallBudget:
             seconds=self._per_window / settings.rate_per_second + window_slack_seconds
         )
         self._daily_quota = settings.daily_quota
-        self._reserve = min(settings.interactive_reserve, settings.daily_quota)
+        self._limits = {
+            Priority.INTERACTIVE: settings.daily_quota,
+            Priority.RETRY: max(0, settings.daily_quota - settings.interactive_reserve),
+            Priority.BACKGROUND: max(
+                0, settings.daily_quota - settings.interactive_reserve - settings.retry_reserve
+            ),
+        }
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._default_max_wait = default_max_wait
         self._row_ready = False
-        self._turn = asyncio.Lock()
+        # One poller per priority per process, so a lower priority never blocks a higher one.
+        self._turns = {priority: asyncio.Lock() for priority in Priority}
 
     @property
     def window_seconds(self) -> float:
@@ -132,22 +166,23 @@ class CallBudget:
         """Wait for a grant to make one CTCT call; raises instead of waiting past `max_wait`."""
         limit = self._default_max_wait if max_wait is None else max_wait
         started = time_module.monotonic()
-        await self._take_turn(limit)
+        turn = self._turns[priority]
+        await self._take_turn(turn, limit)
         try:
             await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
         finally:
-            self._turn.release()
+            turn.release()
 
-    async def _take_turn(self, limit: float) -> None:
+    async def _take_turn(self, turn: asyncio.Lock, limit: float) -> None:
         # One caller per process polls the shared row at a time; the rest queue here in order.
         # Without this, hundreds of waiters hammer the row lock and the event loop lags, and a
         # call granted in time reaches CTCT late enough to break CTCT's own one-second window.
-        if not self._turn.locked():
-            await self._turn.acquire()
+        if not turn.locked():
+            await turn.acquire()
             return
         try:
             async with asyncio.timeout(limit):
-                await self._turn.acquire()
+                await turn.acquire()
         except TimeoutError:
             raise CtctBudgetTimeout(
                 f"other calls of this process hold the CTCT budget beyond this call's "
@@ -173,6 +208,7 @@ class CallBudget:
                     wait_seconds=wait.seconds,
                 )
             CTCT_RATE_LIMIT_WAITS.labels(reason=wait.reason).inc()
+            await self._announce(priority, wait)
             await self._sleep(wait.seconds)
             waited += wait.seconds
 
@@ -240,19 +276,47 @@ class CallBudget:
             remaining_interactive=max(0, self._limit(Priority.INTERACTIVE) - used),
             remaining_background=max(0, self._limit(Priority.BACKGROUND) - used),
             penalty_ends_at=penalty if penalty is not None and penalty > now else None,
+            remaining_retry=max(0, self._limit(Priority.RETRY) - used),
         )
 
     async def remaining_today(self, priority: Priority = Priority.INTERACTIVE) -> int:
         """Calls `priority` may still make today (UTC)."""
         snap = await self.snapshot()
-        if priority is Priority.INTERACTIVE:
-            return snap.remaining_interactive
-        return snap.remaining_background
+        return {
+            Priority.INTERACTIVE: snap.remaining_interactive,
+            Priority.RETRY: snap.remaining_retry,
+            Priority.BACKGROUND: snap.remaining_background,
+        }[priority]
 
     def _limit(self, priority: Priority) -> int:
-        if priority is Priority.INTERACTIVE:
-            return self._daily_quota
-        return self._daily_quota - self._reserve
+        return self._limits[priority]
+
+    @staticmethod
+    def _stand_back(row: Any, priority: Priority, now: datetime) -> _Wait | None:
+        """A wait while a higher priority waits for its turn (it announced it in the row)."""
+        until = [
+            getattr(row, column)
+            for waiting, column in _WAITING_COLUMN.items()
+            if waiting.rank < priority.rank and getattr(row, column) is not None
+        ]
+        latest = max(until, default=None)
+        if latest is None or latest <= now:
+            return None
+        return _Wait((latest - now).total_seconds(), "priority")
+
+    async def _announce(self, priority: Priority, wait: _Wait) -> None:
+        """Tell lower priorities that this caller waits, and until when, so they stand back."""
+        column = _WAITING_COLUMN.get(priority)
+        if column is None:
+            return
+        until = self._clock() + timedelta(seconds=wait.seconds + PRIORITY_HOLD_SECONDS)
+        current = _table.c[column]
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(_table)
+                .where(_table.c.key_fingerprint == self._fingerprint)
+                .values({column: func.greatest(func.coalesce(current, until), until)})
+            )
 
     async def _ensure_row(self, conn: AsyncConnection) -> None:
         if self._row_ready:
@@ -274,6 +338,8 @@ class CallBudget:
                         _table.c.quota_day,
                         _table.c.quota_used,
                         _table.c.penalty_ends_at,
+                        _table.c.interactive_waiting_until,
+                        _table.c.retry_waiting_until,
                     )
                     .where(_table.c.key_fingerprint == self._fingerprint)
                     .with_for_update()
@@ -301,6 +367,9 @@ class CallBudget:
                     resets_at=resets_at,
                     priority=priority.value,
                 )
+            standing_back = self._stand_back(row, priority, now)
+            if standing_back is not None:
+                return standing_back
             if row.penalty_ends_at is not None and row.penalty_ends_at > now:
                 seconds = (row.penalty_ends_at - now).total_seconds()
                 return _Wait(seconds + self._jitter(seconds), "penalty")

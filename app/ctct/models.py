@@ -12,7 +12,8 @@ from app.db import Base
 
 
 class CtctBudget(Base):
-    """Recent grant times (sliding window), today's count (UTC) and a shared 429 penalty."""
+    """Recent grant times (sliding window), today's count (UTC), a shared 429 penalty, and until
+    when a waiting interactive or retry caller holds lower priorities back."""
 
     __tablename__ = "ctct_budget"
     __table_args__ = (CheckConstraint("quota_used >= 0", name="quota_used_not_negative"),)
@@ -24,4 +25,6 @@ class CtctBudget(Base):
     quota_day: Mapped[date] = mapped_column(Date)
     quota_used: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     penalty_ends_at: Mapped[datetime | None]
+    interactive_waiting_until: Mapped[datetime | None]
+    retry_waiting_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
