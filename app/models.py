@@ -5,7 +5,7 @@ from app.auth.models import ApiKey
 from app.clients.models import Client, StatusEvent, TransferRequest, TransferRequestEvent
 from app.ctct.models import CtctBudget
 from app.db import Base
-from app.provisioning.models import ProvisioningRequest
+from app.provisioning.models import PartnerListRead, ProvisioningRequest
 from app.webhooks.models import WebhookDelivery, WebhookEvent
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Base",
     "Client",
     "CtctBudget",
+    "PartnerListRead",
     "ProvisioningRequest",
     "StatusEvent",
     "TransferRequest",

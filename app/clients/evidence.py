@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 from app.clients.models import ClientStatus, VerifiedVia
+from app.ctct.schemas import SiteOwner
 
 
 class Membership(enum.StrEnum):
@@ -32,6 +33,16 @@ class MirroredAttributes:
 
     def reported(self) -> dict[str, str]:
         return {name: value for name, value in vars(self).items() if value is not None}
+
+
+def listed_attributes(account: SiteOwner) -> MirroredAttributes:
+    """What our partner list says about one of its accounts: the mirror the audit keeps, and
+    every reading of the list (the audit's, provisioning's reconciliation) refreshes."""
+    return MirroredAttributes(
+        site_owner_name=account.site_owner_name,
+        organization_name=account.organization_name,
+        billing_status=account.billing_status,
+    )
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ def process_env(database_url: str, sandbox_url: str, **extra: str) -> dict[str, 
             "PROVISION_WORKER_POLL_SECONDS": "0.2",
             "PROVISION_WAIT_SECONDS": "4",
             "PROVISION_WORKER_CONCURRENCY": "4",
+            "PROVISION_RECONCILE_INTERVAL_SECONDS": "0.5",
             "LOG_LEVEL": "DEBUG",
         }
     )
