@@ -11,8 +11,9 @@ Per CTCT API key (stored as a SHA-256 fingerprint, never the key):
   NTP). 50 ms proved too little on a loaded machine even over loopback; the 9% of burst rate
   it costs matters little, since the daily quota (0.12 calls/s on average) binds first.
 - at most `daily_quota` calls per UTC day, shared by priority (`Priority`): `interactive_reserve`
-  only `INTERACTIVE` calls may spend, `retry_reserve` only `INTERACTIVE` and `RETRY` calls; a
-  caller whose share is gone gets `CtctBudgetExhausted` at once, with the time the day resets.
+  only `INTERACTIVE` and `FIRST_ATTEMPT` calls may spend, `retry_reserve` none but those and
+  `RETRY` calls; a caller whose share is gone gets `CtctBudgetExhausted` at once, with the time
+  the day resets.
 - who goes first: a caller that must wait for the rate announces it in the row
   (`<priority>_waiting_until`), and every lower priority stands back until it has been served,
   across processes. Within a process each priority queues for its own turn.
@@ -61,13 +62,16 @@ _table: Table = CtctBudget.__table__  # type: ignore[assignment]
 class Priority(enum.StrEnum):
     """Who is calling, in the order calls are served (DESIGN §5, "Upstream budget").
 
-    - INTERACTIVE: access probes, a create's first attempt, a person's lifecycle calls; may
-      spend the whole daily quota.
+    - INTERACTIVE: access probes (a person or a product waits, within a couple of seconds) and a
+      person's lifecycle calls; may spend the whole daily quota.
+    - FIRST_ATTEMPT: a create's first send; may spend the whole daily quota, but waits behind
+      probes (its caller gets a 202 and the worker carries on if it must wait too long).
     - RETRY: provisioning retries and the reconciliation read; never the interactive reserve.
     - BACKGROUND: the audit and background refreshes; neither reserve.
     """
 
     INTERACTIVE = "interactive"
+    FIRST_ATTEMPT = "first_attempt"
     RETRY = "retry"
     BACKGROUND = "background"
 
@@ -77,10 +81,16 @@ class Priority(enum.StrEnum):
         return _RANKS[self]
 
 
-_RANKS = {Priority.INTERACTIVE: 0, Priority.RETRY: 1, Priority.BACKGROUND: 2}
+_RANKS = {
+    Priority.INTERACTIVE: 0,
+    Priority.FIRST_ATTEMPT: 1,
+    Priority.RETRY: 2,
+    Priority.BACKGROUND: 3,
+}
 # The row's column where a waiting caller of this priority holds lower priorities back.
 _WAITING_COLUMN = {
     Priority.INTERACTIVE: "interactive_waiting_until",
+    Priority.FIRST_ATTEMPT: "first_attempt_waiting_until",
     Priority.RETRY: "retry_waiting_until",
 }
 
@@ -137,6 +147,7 @@ class CallBudget:
         self._daily_quota = settings.daily_quota
         self._limits = {
             Priority.INTERACTIVE: settings.daily_quota,
+            Priority.FIRST_ATTEMPT: settings.daily_quota,
             Priority.RETRY: max(0, settings.daily_quota - settings.interactive_reserve),
             Priority.BACKGROUND: max(
                 0, settings.daily_quota - settings.interactive_reserve - settings.retry_reserve
@@ -284,6 +295,7 @@ class CallBudget:
         snap = await self.snapshot()
         return {
             Priority.INTERACTIVE: snap.remaining_interactive,
+            Priority.FIRST_ATTEMPT: snap.remaining_interactive,
             Priority.RETRY: snap.remaining_retry,
             Priority.BACKGROUND: snap.remaining_background,
         }[priority]
@@ -339,6 +351,7 @@ class CallBudget:
                         _table.c.quota_used,
                         _table.c.penalty_ends_at,
                         _table.c.interactive_waiting_until,
+                        _table.c.first_attempt_waiting_until,
                         _table.c.retry_waiting_until,
                     )
                     .where(_table.c.key_fingerprint == self._fingerprint)

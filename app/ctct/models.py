@@ -13,7 +13,7 @@ from app.db import Base
 
 class CtctBudget(Base):
     """Recent grant times (sliding window), today's count (UTC), a shared 429 penalty, and until
-    when a waiting interactive or retry caller holds lower priorities back."""
+    when a waiting caller of each priority holds lower priorities back."""
 
     __tablename__ = "ctct_budget"
     __table_args__ = (CheckConstraint("quota_used >= 0", name="quota_used_not_negative"),)
@@ -26,5 +26,6 @@ class CtctBudget(Base):
     quota_used: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     penalty_ends_at: Mapped[datetime | None]
     interactive_waiting_until: Mapped[datetime | None]
+    first_attempt_waiting_until: Mapped[datetime | None]
     retry_waiting_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
