@@ -27,7 +27,6 @@ of waiting past its own `max_wait`.
 from __future__ import annotations
 
 import asyncio
-import enum
 import hashlib
 import math
 import random
@@ -44,55 +43,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.models import CtctBudget
+from app.ctct.priorities import (
+    WAITING_COLUMNS,
+    Priority,
+    daily_limits,
+    stand_back_seconds,
+    waiting_until,
+)
 from app.db import utcnow
 from app.health.metrics import CTCT_QUOTA_LEFT, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings
+
+__all__ = [
+    "BudgetSnapshot",
+    "CallBudget",
+    "Priority",
+    "key_fingerprint",
+    "next_utc_midnight",
+]
 
 log = structlog.get_logger(__name__)
 
 WINDOW_SLACK_SECONDS = 0.1
 DEFAULT_MAX_WAIT_SECONDS = 30.0
 MAX_WAKE_JITTER_SECONDS = 0.005
-# How long past its planned wake-up a waiting caller keeps lower priorities back.
-PRIORITY_HOLD_SECONDS = 0.25
 
 _table: Table = CtctBudget.__table__  # type: ignore[assignment]
-
-
-class Priority(enum.StrEnum):
-    """Who is calling, in the order calls are served (DESIGN §5, "Upstream budget").
-
-    - INTERACTIVE: access probes (a person or a product waits, within a couple of seconds) and a
-      person's lifecycle calls; may spend the whole daily quota.
-    - FIRST_ATTEMPT: a create's first send; may spend the whole daily quota, but waits behind
-      probes (its caller gets a 202 and the worker carries on if it must wait too long).
-    - RETRY: provisioning retries and the reconciliation read; never the interactive reserve.
-    - BACKGROUND: the audit and background refreshes; neither reserve.
-    """
-
-    INTERACTIVE = "interactive"
-    FIRST_ATTEMPT = "first_attempt"
-    RETRY = "retry"
-    BACKGROUND = "background"
-
-    @property
-    def rank(self) -> int:
-        """0 is served first."""
-        return _RANKS[self]
-
-
-_RANKS = {
-    Priority.INTERACTIVE: 0,
-    Priority.FIRST_ATTEMPT: 1,
-    Priority.RETRY: 2,
-    Priority.BACKGROUND: 3,
-}
-# The row's column where a waiting caller of this priority holds lower priorities back.
-_WAITING_COLUMN = {
-    Priority.INTERACTIVE: "interactive_waiting_until",
-    Priority.FIRST_ATTEMPT: "first_attempt_waiting_until",
-    Priority.RETRY: "retry_waiting_until",
-}
 
 
 @dataclass(frozen=True)
@@ -145,14 +121,7 @@ class CallBudget:
             seconds=self._per_window / settings.rate_per_second + window_slack_seconds
         )
         self._daily_quota = settings.daily_quota
-        self._limits = {
-            Priority.INTERACTIVE: settings.daily_quota,
-            Priority.FIRST_ATTEMPT: settings.daily_quota,
-            Priority.RETRY: max(0, settings.daily_quota - settings.interactive_reserve),
-            Priority.BACKGROUND: max(
-                0, settings.daily_quota - settings.interactive_reserve - settings.retry_reserve
-            ),
-        }
+        self._limits = daily_limits(settings)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -306,22 +275,15 @@ class CallBudget:
     @staticmethod
     def _stand_back(row: Any, priority: Priority, now: datetime) -> _Wait | None:
         """A wait while a higher priority waits for its turn (it announced it in the row)."""
-        until = [
-            getattr(row, column)
-            for waiting, column in _WAITING_COLUMN.items()
-            if waiting.rank < priority.rank and getattr(row, column) is not None
-        ]
-        latest = max(until, default=None)
-        if latest is None or latest <= now:
-            return None
-        return _Wait((latest - now).total_seconds(), "priority")
+        seconds = stand_back_seconds(row, priority, now)
+        return None if seconds is None else _Wait(seconds, "priority")
 
     async def _announce(self, priority: Priority, wait: _Wait) -> None:
         """Tell lower priorities that this caller waits, and until when, so they stand back."""
-        column = _WAITING_COLUMN.get(priority)
+        column = WAITING_COLUMNS.get(priority)
         if column is None:
             return
-        until = self._clock() + timedelta(seconds=wait.seconds + PRIORITY_HOLD_SECONDS)
+        until = waiting_until(self._clock(), wait.seconds)
         current = _table.c[column]
         async with self._engine.begin() as conn:
             await conn.execute(
