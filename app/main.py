@@ -18,11 +18,13 @@ from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_problem_handlers
 from app.health.router import router as health_router
+from app.kit.body_limit import BodyLimitMiddleware
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
 from app.membership.router import router as membership_router
 from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
+from app.openapi import install_openapi
 from app.overview.router import router as overview_router
 from app.provisioning.crypto import PasswordCipher
 from app.provisioning.router import accounts_router, provisioning_router
@@ -86,6 +88,9 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_openapi(app)
+    # Added first, so it runs inside RequestContextMiddleware (a 413 still gets its request id).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=resolved.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     # The hot path comes first: routes are matched in order.
     app.include_router(access_router)

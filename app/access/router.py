@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from app.access.schemas import AccessBatchRequest, AccessBatchResponse, AccessDecision
 from app.auth.scopes import Scope
 from app.auth.service import Principal
-from app.clients.schemas import ACCOUNT_ID, ACCOUNT_ID_RULE, check_account_id
+from app.clients.schemas import ACCOUNT_ID, ACCOUNT_ID_RULE, ACCOUNT_ID_SCHEMA, check_account_id
 from app.deps import authenticate, authorize
 from app.errors import FieldError, ValidationFailed
 from app.state import AccessDecisions, AppState
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["access"])
 CONSISTENCY_VALUES = ("cached", "fresh")
 
 
-_BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+_BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": [Scope.ACCESS_CHECK.value]}]}
 
 
 async def _checker(request: Request) -> tuple[Principal, AccessDecisions]:
@@ -54,7 +54,7 @@ CheckerDep = Annotated[tuple[Principal, AccessDecisions], Depends(_checker)]
                 "name": "encoded_account_id",
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string", "pattern": ACCOUNT_ID.pattern},
+                "schema": {"type": "string", **ACCOUNT_ID_SCHEMA},
             },
             {
                 "name": "consistency",

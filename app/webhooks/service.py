@@ -26,7 +26,11 @@ from app.kit.pagination import CursorCodec, Page
 from app.settings import WebhookSettings
 from app.webhooks import repository
 from app.webhooks.models import DeliveryState, EventType, WebhookDelivery, WebhookEvent
-from app.webhooks.schemas import WebhookDeliveryOut
+from app.webhooks.schemas import (
+    ClientStatusChangedData,
+    ProvisioningFinishedData,
+    WebhookDeliveryOut,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -146,20 +150,17 @@ async def status_changed(
     audit_run_id: int | None,
 ) -> None:
     """`client.status_changed` for one status event."""
-    await emit(
-        session,
-        EventType.CLIENT_STATUS_CHANGED,
-        {
-            "encoded_account_id": encoded_account_id,
-            "from_status": from_status,
-            "to_status": to_status,
-            "reason": reason,
-            "source": source,
-            "actor": actor,
-            "status_event_id": status_event_id,
-            "audit_run_id": audit_run_id,
-        },
+    data = ClientStatusChangedData(
+        encoded_account_id=encoded_account_id,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        source=source,
+        actor=actor,
+        status_event_id=status_event_id,
+        audit_run_id=audit_run_id,
     )
+    await emit(session, EventType.CLIENT_STATUS_CHANGED, data.model_dump(mode="json"))
 
 
 async def provisioning_finished(
@@ -171,16 +172,13 @@ async def provisioning_finished(
     error: str | None,
 ) -> None:
     """`provisioning.finished` when a provisioning request reaches a terminal state."""
-    await emit(
-        session,
-        EventType.PROVISIONING_FINISHED,
-        {
-            "provisioning_request_id": provisioning_request_id,
-            "state": state,
-            "encoded_account_id": encoded_account_id,
-            "error": error,
-        },
+    data = ProvisioningFinishedData(
+        provisioning_request_id=provisioning_request_id,
+        state=state,
+        encoded_account_id=encoded_account_id,
+        error=error,
     )
+    await emit(session, EventType.PROVISIONING_FINISHED, data.model_dump(mode="json"))
 
 
 async def redeliver(session: AsyncSession, delivery_id: int, *, by: str) -> WebhookDelivery:
