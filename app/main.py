@@ -88,6 +88,9 @@ def create_app(
         version="1.0.0",
         summary="Which Constant Contact accounts may use the integration, and why.",
         lifespan=lifespan,
+        # Our telemetry is Prometheus metrics and structlog events; FastAPI's native
+        # OpenTelemetry support looked up the global providers on every request to find none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
