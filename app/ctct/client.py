@@ -43,6 +43,19 @@ LIST_LIMIT_MIN = 10
 LIST_LIMIT_MAX = 50
 
 
+def json_body(response: httpx.Response, call: CtctCall) -> object:
+    """An answer's JSON body; a `CtctServerError` when CTCT's body is not JSON."""
+    try:
+        body: object = response.json()
+    except ValueError as exc:
+        raise CtctServerError(
+            "CTCT answered with a body that is not JSON",
+            status=response.status_code,
+            operation=call.operation,
+        ) from exc
+    return body
+
+
 class CtctClient:
     """One method per CTCT operation, with typed results and `CtctError`s."""
 
@@ -125,7 +138,7 @@ class CtctClient:
         else:
             call = CtctCall("list_accounts", "GET", self._follow(next_href))
         response = await self._sender.send(call, priority=priority, retry=True, max_wait=max_wait)
-        body = self._json(response, call)
+        body = json_body(response, call)
         if not isinstance(body, dict) or not isinstance(body.get("site_owner_list"), list):
             raise CtctServerError(
                 "the account list has no site_owner_list",
@@ -315,20 +328,8 @@ class CtctClient:
             )
         return str(target)
 
-    @staticmethod
-    def _json(response: httpx.Response, call: CtctCall) -> object:
-        try:
-            body: object = response.json()
-        except ValueError as exc:
-            raise CtctServerError(
-                "CTCT answered with a body that is not JSON",
-                status=response.status_code,
-                operation=call.operation,
-            ) from exc
-        return body
-
     def _parse(self, model: type[M], response: httpx.Response, call: CtctCall) -> M:
-        body = self._json(response, call)
+        body = json_body(response, call)
         try:
             return model.model_validate(body)
         except ValidationError as exc:

@@ -12,7 +12,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from app.ctct.call_sender import CtctCall
-from app.ctct.client import CtctClient
+from app.ctct.client import CtctClient, json_body
 from app.ctct.errors import CtctServerError
 from app.ctct.schemas import WebhookSubscription
 
@@ -26,21 +26,9 @@ TOPICS: dict[int, str] = {
 _LIST = TypeAdapter(list[WebhookSubscription])
 
 
-def _body(response: httpx.Response, call: CtctCall) -> object:
-    try:
-        body: object = response.json()
-    except ValueError as exc:
-        raise CtctServerError(
-            "CTCT answered with a body that is not JSON",
-            status=response.status_code,
-            operation=call.operation,
-        ) from exc
-    return body
-
-
 def _subscription(response: httpx.Response, call: CtctCall) -> WebhookSubscription:
     try:
-        return WebhookSubscription.model_validate(_body(response, call))
+        return WebhookSubscription.model_validate(json_body(response, call))
     except ValidationError as exc:
         raise CtctServerError(
             "CTCT answered with an unexpected subscription body",
@@ -63,7 +51,7 @@ class PartnerWebhooks:
         call = CtctCall("list_webhook_subscriptions", "GET", self._ctct.url(PATH))
         response = await self._ctct.send(call, retry=True)
         try:
-            return _LIST.validate_python(_body(response, call))
+            return _LIST.validate_python(json_body(response, call))
         except ValidationError as exc:
             raise CtctServerError(
                 "CTCT answered with an unexpected subscription list",
