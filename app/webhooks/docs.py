@@ -65,7 +65,7 @@ class QuotaLow(BaseModel):
 class DeliveryFailing(BaseModel):
     subscriber_id: int
     subscriber_name: str
-    url: str
+    host: str | None = Field(description="the subscriber URL's host (the URL may hold a token)")
     consecutive_failures: int = Field(description="WEBHOOK_FAILING_AFTER")
     failing_since: datetime
     last_delivery_id: int

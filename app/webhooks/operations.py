@@ -15,6 +15,7 @@ Their payloads are documented in the OpenAPI document's `webhooks` section
 from __future__ import annotations
 
 from datetime import date, datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,7 +131,8 @@ async def delivery_failing(
         {
             "subscriber_id": subscriber_id,
             "subscriber_name": subscriber_name,
-            "url": url,
+            # The host only: a hook URL may carry a token, and this event goes to others.
+            "host": urlsplit(url).hostname,
             "consecutive_failures": consecutive_failures,
             "failing_since": _iso(since),
             "last_delivery_id": delivery_id,

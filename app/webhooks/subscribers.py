@@ -165,11 +165,10 @@ async def rotate(
         raise SubscriberNotFound(f"no webhook subscriber {subscriber_id}")
     now = utcnow()
     secret = new_secret()
-    # A seeded subscriber's current secret is WEBHOOK_SECRET, which is not ours to keep.
+    # A seeded subscriber's current secret is WEBHOOK_SECRET (ciphertext NULL): it keeps signing
+    # through the grace period too, read from the settings, never copied into the table.
     subscriber.previous_secret_ciphertext = subscriber.secret_ciphertext
-    subscriber.previous_secret_until = (
-        now + grace if subscriber.secret_ciphertext is not None else None
-    )
+    subscriber.previous_secret_until = now + grace
     subscriber.secret_ciphertext = box.encrypt(secret)
     subscriber.updated_at = now
     await session.flush()
@@ -249,10 +248,11 @@ def secrets_of(
         return []
     ciphertexts = [subscriber.secret_ciphertext]
     until, previous = subscriber.previous_secret_until, subscriber.previous_secret_ciphertext
-    if until is not None and until > utcnow() and previous is not None:
+    in_grace = until is not None and until > utcnow()
+    if in_grace and previous is not None:
         ciphertexts.append(previous)
     try:
-        return [box.decrypt(ciphertext) for ciphertext in ciphertexts]
+        found = [box.decrypt(ciphertext) for ciphertext in ciphertexts]
     except Exception as exc:  # the key that encrypted it was rotated out of the settings
         log.error(
             "webhooks.subscriber.secret_undecryptable",
@@ -260,6 +260,9 @@ def secrets_of(
             error_type=type(exc).__name__,
         )
         return []
+    if in_grace and previous is None and env is not None:
+        found.append(env)  # a seeded subscriber's WEBHOOK_SECRET, until the grace ends
+    return found
 
 
 async def record_failure(

@@ -228,3 +228,22 @@ async def test_client_status_changed_carries_allowed(
 
     data = delivery.payload["data"]
     assert (data["to_status"], data["allowed"]) == ("unaffiliated", allowed)
+
+
+async def test_a_seeded_subscriber_rotated_keeps_signing_with_webhook_secret_for_the_grace(
+    sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver, hook_url: str
+) -> None:
+    env_secret = subscribers.new_secret()
+    env = WebhookSettings(urls=[hook_url], secret=env_secret, secret_rotation_grace="1h")  # type: ignore[arg-type]
+    (seeded,) = await _emit_and_fan_out(sessionmaker, EventType.CTCT_QUOTA_LOW, env)
+    async with sessionmaker() as session, session.begin():
+        rotated = await subscribers.rotate(
+            session, BOX, seeded.subscriber_id or 0, by="test", grace=env.secret_rotation_grace
+        )
+    (later,) = await _emit_and_fan_out(sessionmaker, EventType.CTCT_QUOTA_LOW, env)
+    async with httpx.AsyncClient() as http:
+        assert await delivery_flow.attempt(sessionmaker, http, env, later.id, box=BOX)
+
+    [notice] = receiver.received
+    Webhook(env_secret).verify(notice.body, notice.headers)
+    Webhook(rotated.secret).verify(notice.body, notice.headers)
