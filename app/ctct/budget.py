@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 # A caller that wakes later than this after its slot records when it really sends (a loaded
 # machine's wake-up lag would otherwise eat the margin of the calls after it).
 LATE_TOLERANCE_SECONDS = 0.003
+MAX_SLOT_MOVES = 3
 DEFAULT_MAX_WAIT_SECONDS = 30.0
 MAX_WAKE_JITTER_SECONDS = 0.005
 
@@ -143,9 +144,14 @@ class CallBudget:
                 return
             if wait.slot is not None:
                 # Holding this process's turn until the slot: one reservation per process ahead.
-                await self._sleep(wait.seconds)
-                if (self._clock() - wait.slot).total_seconds() > self._late_tolerance:
-                    await self._move_slot(wait.slot)
+                if wait.seconds > 0:
+                    await self._sleep(wait.seconds)
+                slot = wait.slot
+                # Late, also for a slot granted "now" (a busy event loop may resume us late).
+                for _ in range(MAX_SLOT_MOVES):
+                    if (self._clock() - slot).total_seconds() <= self._late_tolerance:
+                        break
+                    slot = await self._move_slot(slot)
                 return
             if waited + wait.seconds > limit:
                 log.info(
@@ -163,7 +169,7 @@ class CallBudget:
             await self._sleep(wait.seconds)
             waited += wait.seconds
 
-    async def _move_slot(self, slot: datetime) -> None:
+    async def _move_slot(self, slot: datetime) -> datetime:
         """Woken late for `slot`: record when the call really goes, so the next slots (and the
         window guard) count from there rather than from a time it did not go at."""
         CTCT_RATE_LIMIT_WAITS.labels(reason="late_slot").inc()
@@ -181,6 +187,7 @@ class CallBudget:
                 .values(recent_granted_at=moved, updated_at=now)
             )
         log.info("ctct.budget.slot_moved", late_ms=round((now - slot).total_seconds() * 1000, 1))
+        return now
 
     async def penalize(self, seconds: float) -> None:
         """Hold back every process's calls for `seconds` (after CTCT answered 429)."""
@@ -343,22 +350,16 @@ class CallBudget:
                     resets_at=next_utc_midnight(now),
                 )
         CTCT_QUOTA_LEFT.set(max(0, self._daily_quota - used - 1))
-        if seconds <= 0:
-            return None
-        CTCT_RATE_LIMIT_WAITS.labels(reason="pacing").inc()
+        if seconds > 0:
+            CTCT_RATE_LIMIT_WAITS.labels(reason="pacing").inc()
         # Sleep until the slot by the clock as it is after the commit, not as it was before.
         return _Wait(max(0.0, (slot - self._clock()).total_seconds()), "pacing", slot=slot)
 
     def _next_slot(self, now: datetime, recent: list[datetime]) -> datetime:
-        """The earliest slot for this caller, never before the last one taken.
-
-        Always: no R+1 consecutive slots within R intervals (CTCT's window with our margin).
-        While other callers of this process queue behind this one, also: no k+1 consecutive
-        slots within k intervals for any k, which spaces the slots one interval apart (even
-        pacing, the rate CTCT sees). A caller alone in its process (a sequential reader such as
-        the audit's lister, whose previous answer may have come late) may instead take slots it
-        missed straight away, as long as the window allows: strict pacing would lose them.
-        """
+        """The earliest slot, never before the last one taken: never R+1 slots within R
+        intervals (CTCT's window with our margin); while other callers of this process queue,
+        never k+1 within k intervals for any k (even pacing). A caller alone in its process (a
+        sequential reader whose last answer came late) thus takes missed slots at once."""
         slot = max(now, recent[-1]) if recent else now
         first_k = 1 if self._queued else self._per_window
         for k in range(first_k, min(len(recent), self._per_window) + 1):

@@ -8,7 +8,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ctct.budget import CallBudget
@@ -215,4 +215,26 @@ async def test_a_caller_woken_late_moves_its_slot_so_the_window_counts_from_when
         await budget.acquire()
 
     # Five consecutive calls from the late one span the window from when it went.
+    assert (fake_time.now - went).total_seconds() == pytest.approx(budget.window_seconds)
+
+
+async def test_a_slot_granted_now_but_sent_late_is_moved_too(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time, rate_per_second=4)
+    delays = [0.1]
+
+    def busy_loop(*_args: object) -> None:  # the first grant's caller resumes 100 ms late
+        if delays:
+            fake_time.advance(delays.pop())
+
+    event.listen(engine.sync_engine, "commit", busy_loop)
+    try:
+        await budget.acquire()
+    finally:
+        event.remove(engine.sync_engine, "commit", busy_loop)
+    went = fake_time.now
+    for _ in range(4):
+        await budget.acquire()
+
     assert (fake_time.now - went).total_seconds() == pytest.approx(budget.window_seconds)
