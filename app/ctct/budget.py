@@ -32,8 +32,7 @@ from app.settings import CtctSettings
 
 log = structlog.get_logger(__name__)
 
-# A caller that wakes later than this after its slot records when it really sends (a loaded
-# machine's wake-up lag would otherwise eat the margin of the calls after it).
+# A call sent later than this after its slot moves the slot to when it really went.
 LATE_TOLERANCE_SECONDS = 0.003
 MAX_SLOT_MOVES = 3
 DEFAULT_MAX_WAIT_SECONDS = 30.0
@@ -96,18 +95,15 @@ class CallBudget:
 
     @property
     def window_seconds(self) -> float:
-        """The sliding window in which at most `calls_per_window` calls are granted."""
+        """The sliding window in which at most floor(rate) calls are granted."""
         return self._window.total_seconds()
-
-    @property
-    def calls_per_window(self) -> int:
-        """How many calls the sliding window admits."""
-        return self._per_window
 
     async def acquire(
         self, priority: Priority = Priority.INTERACTIVE, *, max_wait: float | None = None
-    ) -> None:
-        """Wait for a grant to make one CTCT call; raises instead of waiting past `max_wait`."""
+    ) -> datetime:
+        """Wait for a grant to make one CTCT call; raises instead of waiting past `max_wait`.
+
+        Returns the slot granted: pass it to `note_sent` once the call is on the wire."""
         limit = self._default_max_wait if max_wait is None else max_wait
         started = time_module.monotonic()
         self._queued += 1
@@ -116,7 +112,7 @@ class CallBudget:
         finally:
             self._queued -= 1
         try:
-            await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
+            return await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
         finally:
             self._turn.release()
 
@@ -137,11 +133,9 @@ class CallBudget:
                 wait_seconds=limit,
             ) from None
 
-    async def _acquire_in_turn(self, priority: Priority, limit: float, waited: float) -> None:
+    async def _acquire_in_turn(self, priority: Priority, limit: float, waited: float) -> datetime:
         while True:
             wait = await self._try_grant(priority, limit - waited)
-            if wait is None:
-                return
             if wait.slot is not None:
                 # Holding this process's turn until the slot: one reservation per process ahead.
                 if wait.seconds > 0:
@@ -152,7 +146,7 @@ class CallBudget:
                     if (self._clock() - slot).total_seconds() <= self._late_tolerance:
                         break
                     slot = await self._move_slot(slot)
-                return
+                return slot
             if waited + wait.seconds > limit:
                 log.info(
                     "ctct.budget.wait_refused",
@@ -168,6 +162,14 @@ class CallBudget:
             CTCT_RATE_LIMIT_WAITS.labels(reason=wait.reason).inc()
             await self._sleep(wait.seconds)
             waited += wait.seconds
+
+    async def note_sent(self, slot: datetime) -> datetime:
+        """The call granted `slot` is on the wire now: if that is late, move the slot (a busy
+        process can take long from the grant to the socket), so the slots reserved after this
+        count from when it went."""
+        if (self._clock() - slot).total_seconds() <= self._late_tolerance:
+            return slot
+        return await self._move_slot(slot)
 
     async def _move_slot(self, slot: datetime) -> datetime:
         """Woken late for `slot`: record when the call really goes, so the next slots (and the
@@ -285,7 +287,7 @@ class CallBudget:
         )
         self._row_ready = True
 
-    async def _try_grant(self, priority: Priority, time_left: float) -> _Wait | None:
+    async def _try_grant(self, priority: Priority, time_left: float) -> _Wait:
         async with self._engine.begin() as conn:
             await self._ensure_row(conn)
             row = (

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import structlog
@@ -174,10 +175,12 @@ class CallSender:
     async def _send(
         self, call: CtctCall, bearer: str, priority: Priority, max_wait: float | None
     ) -> httpx.Response:
-        await self._budget.acquire(priority, max_wait=max_wait)
-        return await self._http_request(call, bearer)
+        slot = await self._budget.acquire(priority, max_wait=max_wait)
+        return await self._http_request(call, bearer, slot)
 
-    async def _http_request(self, call: CtctCall, bearer: str) -> httpx.Response:
+    async def _http_request(
+        self, call: CtctCall, bearer: str, slot: datetime | None = None
+    ) -> httpx.Response:
         headers = {
             "x-api-key": self._settings.api_key.get_secret_value(),
             "Authorization": f"Bearer {bearer}",
@@ -193,6 +196,7 @@ class CallSender:
                     json=call.json,
                     headers=headers,
                     timeout=self._timeout,
+                    extensions=self._sent_hook(slot),
                 )
         except (TimeoutError, httpx.TimeoutException) as exc:
             CTCT_CALLS.labels(operation=call.operation, status="error").inc()
@@ -218,6 +222,18 @@ class CallSender:
             ) from exc
         CTCT_CALLS.labels(operation=call.operation, status=str(response.status_code)).inc()
         return response
+
+    def _sent_hook(self, slot: datetime | None) -> dict[str, object] | None:
+        """An httpcore trace hook that tells the budget when the request is on the wire."""
+        if slot is None:
+            return None
+        budget = self._budget
+
+        async def trace(event: str, _info: dict[str, object]) -> None:
+            if event == "http11.send_request_body.complete":
+                await budget.note_sent(slot)
+
+        return {"trace": trace}
 
 
 def _error_fields(call: CtctCall, exc: CtctError, attempt: int) -> dict[str, object]:

@@ -238,3 +238,19 @@ async def test_a_slot_granted_now_but_sent_late_is_moved_too(
         await budget.acquire()
 
     assert (fake_time.now - went).total_seconds() == pytest.approx(budget.window_seconds)
+
+
+async def test_a_call_that_reaches_the_wire_late_moves_its_slot_to_then(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    budget = _budget(engine, fake_time, rate_per_second=4)
+    slot = await budget.acquire()
+    assert await budget.note_sent(slot) == slot  # on time: nothing to record
+
+    fake_time.advance(0.2)  # a busy process took this long from the grant to the socket
+    went = await budget.note_sent(slot)
+    for _ in range(4):
+        await budget.acquire()
+
+    assert went == slot + timedelta(seconds=0.2)
+    assert (fake_time.now - went).total_seconds() == pytest.approx(budget.window_seconds)
