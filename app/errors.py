@@ -10,7 +10,9 @@ AppError                      status, stable problem `type`, title, detail
 ├── UpstreamUnavailable       503  (CTCT could not answer and nothing sensible can be served)
 
 Framework errors (unknown route, wrong method, malformed JSON, request validation) are rendered
-in the same format. A bug is still a 500, rendered as a problem without internals.
+in the same format. A database this process cannot use right now (every pooled connection busy
+past DATABASE_POOL_TIMEOUT, or the server unreachable) is the server's trouble, not the caller's:
+503 with Retry-After. A bug is still a 500, rendered as a problem without internals.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -206,6 +210,30 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("http.request.database_busy", path=request.url.path)
+    return problem_response(
+        503,
+        slug="database-busy",
+        title="Service busy",
+        detail="Every database connection is in use; try again shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning(
+        "http.request.database_unavailable", path=request.url.path, error_type=type(exc).__name__
+    )
+    return problem_response(
+        503,
+        slug="database-unavailable",
+        title="Service unavailable",
+        detail="The database cannot be reached right now; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("http.request.crashed", path=request.url.path, error_type=type(exc).__name__)
     return problem_response(
@@ -221,4 +249,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PoolTimeout, _database_busy)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(Exception, _unhandled_error)

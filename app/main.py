@@ -56,6 +56,7 @@ def create_app(
                 database_url,
                 pool_size=resolved.database.pool_size,
                 max_overflow=resolved.database.max_overflow,
+                pool_timeout=resolved.database.pool_timeout,
             )
             stack.push_async_callback(engine.dispose)
             sessionmaker = create_sessionmaker(engine)

@@ -52,6 +52,8 @@ class DatabaseSettings(BaseModel):
     url: str | None = None
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=10, ge=0)
+    # How long a request waits for a free connection before it is answered 503 (busy).
+    pool_timeout: float = Field(default=10.0, gt=0)
 
 
 class CtctSettings(BaseModel):

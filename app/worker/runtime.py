@@ -56,6 +56,7 @@ async def started(
         database_url,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.max_overflow,
+        pool_timeout=settings.database.pool_timeout,
     )
     # One CTCT client for every job; an audit run counts its own calls on it (audit.meter).
     ctct = build_metered_ctct_client(
