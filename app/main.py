@@ -21,6 +21,7 @@ from app.errors import install_problem_handlers
 from app.health.router import HEALTHZ_ENDPOINT
 from app.health.router import router as health_router
 from app.imports.router import router as imports_router
+from app.kit.api_docs import install_api_docs
 from app.kit.crypto import PasswordCipher
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
@@ -98,6 +99,8 @@ def create_app(
         version="1.0.0",
         summary="Which Constant Contact accounts may use the integration, and why.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -119,4 +122,5 @@ def create_app(
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
     document_events(app)
+    install_api_docs(app)
     return app
