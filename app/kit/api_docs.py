@@ -21,6 +21,9 @@ from fastapi.staticfiles import StaticFiles
 
 ASSETS_PATH = "/docs-assets"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
+# Both bundles would still fetch an image from elsewhere (ReDoc's footer logo, Swagger UI's
+# validator badge): the pages may load images from the app only.
+OFFLINE_POLICY = {"Content-Security-Policy": "img-src 'self' data:"}
 
 
 def assets_directory() -> Path:
@@ -35,14 +38,17 @@ def install_api_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=openapi_url,
             title=f"{app.title} - Swagger UI",
             oauth2_redirect_url=OAUTH2_REDIRECT_PATH,
             swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},
         )
+        page.headers.update(OFFLINE_POLICY)
+        return page
 
     @app.get(OAUTH2_REDIRECT_PATH, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -50,10 +56,12 @@ def install_api_docs(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=openapi_url,
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{ASSETS_PATH}/redoc.standalone.js",
             redoc_favicon_url=f"{ASSETS_PATH}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers.update(OFFLINE_POLICY)
+        return page
