@@ -14,6 +14,7 @@ from app.access.wiring import access_service
 from app.audit.router import router as audit_router
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
+from app.console.app import create_console_app
 from app.ctct.client import build_ctct_client
 from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
@@ -123,4 +124,5 @@ def create_app(
     app.include_router(provisioning_router)
     document_events(app)
     install_api_docs(app)
+    app.mount("/console", create_console_app(resolved, lambda: app.state.resources))
     return app

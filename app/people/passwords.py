@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 import anyio.to_thread
@@ -12,8 +13,13 @@ MIN_LENGTH = 12
 MAX_LENGTH = 1024
 
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown: a wrong email costs what a wrong password
+    does, so response times do not tell which emails exist."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def check_strength(password: str) -> str:
@@ -37,7 +43,7 @@ async def hash_password(password: str) -> str:
 
 def _verify(hashed: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(hashed or _DUMMY_HASH, password) and hashed is not None
+        return _hasher.verify(hashed or _dummy_hash(), password) and hashed is not None
     except (VerificationError, InvalidHashError):
         return False
 
