@@ -91,7 +91,8 @@ async def _error_page(
     detail: str,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    visitor = _cookie_visitor(request)
+    # Whoever is refused sign-in is shown as nobody, whatever their cookie says.
+    visitor = Visitor(ConsoleSession.fresh()) if status == 401 else _cookie_visitor(request)
     return templates.TemplateResponse(
         request,
         "error.html",

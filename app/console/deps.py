@@ -80,7 +80,7 @@ class Visitor:
         return self.role is not None and self.role.allows(role)
 
 
-async def _proxy_email(request: Request, kit: ConsoleKit) -> str | None:
+def _proxy_email(request: Request, kit: ConsoleKit) -> str | None:
     if not kit.trusted_peer(request):
         return None
     value = request.headers.get(kit.config.proxy_header, "").strip()
@@ -91,7 +91,7 @@ async def get_visitor(request: Request, kit: KitDep, state: StateDep) -> Visitor
     """The session (started if there is none) and the signed-in, enabled person, if any."""
     session = kit.read_session(request)
     if kit.config.auth is ConsoleAuth.PROXY:
-        email = await _proxy_email(request, kit)
+        email = _proxy_email(request, kit)
         if email is not None and (session is None or session.email != email.lower()):
             session = ConsoleSession.fresh(email.lower())
             kit.queue_session(request, session)

@@ -106,9 +106,8 @@ async def console(sandboxed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 # Browser tests ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    """Debian's Chromium; in CI its absence fails the browser tests instead of skipping them."""
+def require_chromium() -> str:
+    """Debian's Chromium; without it the browser tests skip, but under CI=true they fail."""
     path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
     path = path or shutil.which("chromium-browser")
     if path is None:
@@ -117,6 +116,11 @@ def chromium_path() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    return require_chromium()
 
 
 @pytest.fixture(scope="session")
