@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format install clean bench soak compose-tool
+.PHONY: run test lint format install clean bench soak compose-tool browser
 
 $(BIN)/uv:
 	$(PYTHON) -c 'import sys; sys.exit("partnergate needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 run: install ## start Postgres (embedded unless DATABASE_URL), the sandbox, the API and the worker
 	$(BIN)/partnergate dev
 
-test: install lint compose-tool ## lint, type-check, then the whole suite against a real Postgres
+test: install lint compose-tool browser ## lint, type-check, then the whole suite against a real Postgres
 	$(BIN)/pytest
 
 # The compose test renders docker-compose.yml with `docker-compose config` (Debian's package
@@ -32,6 +32,17 @@ compose-tool:
 		|| DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1 \
 		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; } \
 		|| echo "warning: could not install docker-compose; the compose test will say what to do" >&2
+
+# The console's browser tests drive Debian's Chromium (Playwright cannot download a browser
+# here): install it where we can. Without it they skip, and under CI=true they fail.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			|| echo "could not install chromium: the browser tests will not pass" >&2; \
+	else \
+		echo "chromium is not installed (apt-get install chromium): browser tests skip" >&2; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
 from app.imports import commands as import_commands
 from app.kit.local_database import database_url
+from app.people import commands as people_commands
 from app.settings import Settings
 from app.webhooks import commands as webhook_commands
 
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctct_commands.register(commands, _with_database)
     webhook_commands.register(commands, _with_database, _secret_box)
     import_commands.register(commands, _with_database)
+    people_commands.register(commands, _with_database, _run_in_session)
 
     sandbox = commands.add_parser("sandbox", help="serve the CTCT partner API simulator")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -23,6 +23,7 @@ from app.db import create_engine, create_sessionmaker
 from app.kit.embedded_postgres import EmbeddedPostgres
 from app.kit.local_database import EMBEDDED_DATABASE, embedded_datadir, ensure_database
 from app.migrate import upgrade
+from app.people.demo import demo_operator
 from app.sandbox.partners import OUR_ENCODED_PARTNER_ID
 from app.settings import Settings
 
@@ -132,6 +133,7 @@ def run_everything(*, port: int) -> int:
         )
         children.append(subprocess.Popen([python, "-m", "app.cli", "worker"], env=env))
         secret = asyncio.run(_fresh_dev_key(database))
+        operator, operator_password = asyncio.run(demo_operator(database))
         base = f"http://127.0.0.1:{port}"
         if not _wait_ready(f"{base}/readyz", children):
             print("partnergate did not become ready; see the logs above", file=sys.stderr)
@@ -140,6 +142,7 @@ def run_everything(*, port: int) -> int:
             f"\npartnergate is ready at {base}  (OpenAPI: {base}/docs)\n"
             f"API key with every scope: {secret}\n"
             f"try: curl -H 'Authorization: Bearer {secret}' {base}/v1/stats\n"
+            f"Console: {base}/console/  sign in as {operator} with password {operator_password}\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )

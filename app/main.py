@@ -14,6 +14,7 @@ from app.access.wiring import access_service
 from app.audit.router import router as audit_router
 from app.auth.service import KeyVerifier
 from app.clients.router import router as clients_router
+from app.console.app import create_console_app
 from app.ctct.client import build_ctct_client
 from app.ctct.webhook_signature import CtctKeys
 from app.db import create_engine, create_sessionmaker
@@ -21,6 +22,7 @@ from app.errors import install_problem_handlers
 from app.health.router import HEALTHZ_ENDPOINT
 from app.health.router import router as health_router
 from app.imports.router import router as imports_router
+from app.kit.api_docs import install_api_docs
 from app.kit.crypto import PasswordCipher
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
@@ -99,6 +101,8 @@ def create_app(
         version="1.0.0",
         summary="Which Constant Contact accounts may use the integration, and why.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -120,4 +124,6 @@ def create_app(
     app.include_router(accounts_router)
     app.include_router(provisioning_router)
     document_events(app)
+    install_api_docs(app)
+    app.mount("/console", create_console_app(resolved, lambda: app.state.resources))
     return app

@@ -12,6 +12,7 @@ from app.clients.models import (
 from app.ctct.models import CtctBudget
 from app.db import Base
 from app.imports.models import ImportJob, ImportRow
+from app.people.models import Person
 from app.provisioning.models import ProvisioningRequest
 from app.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscriber
 
@@ -26,6 +27,7 @@ __all__ = [
     "ImportJob",
     "ImportRow",
     "PartnerListing",
+    "Person",
     "ProvisioningRequest",
     "StatusEvent",
     "TransferRequest",

@@ -14,7 +14,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SANDBOX_BASE_URL = "http://sandbox.invalid/v3"
@@ -159,6 +167,40 @@ class WebhookSettings(BaseModel):
         return value
 
 
+class ConsoleAuth(enum.StrEnum):
+    PASSWORD = "password"
+    PROXY = "proxy"
+
+
+class ConsoleSettings(BaseModel):
+    # `password`: people sign in with an argon2-hashed password; `proxy`: the SSO proxy's header.
+    auth: ConsoleAuth = ConsoleAuth.PASSWORD
+    # Signs session cookies; unset, a key derived like the cursor secret serves.
+    session_secret: SecretStr | None = None
+    session_ttl: Duration = timedelta(hours=8)
+    proxy_header: str = Field(default="X-Forwarded-Email", min_length=1)
+    # Peer addresses or networks whose proxy header is believed; nobody's when empty.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+    # Where "Sign out" sends a person in proxy mode (the proxy's own sign-out), if anywhere.
+    proxy_sign_out_url: str | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _proxy_mode_needs_a_trusted_proxy(self) -> Self:
+        if self.auth is ConsoleAuth.PROXY and not self.trusted_proxies:
+            raise ValueError(
+                "CONSOLE_AUTH=proxy needs CONSOLE_TRUSTED_PROXIES: the addresses of the "
+                "sign-on proxy whose header is believed"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting of the service; see `.env.example`."""
 
@@ -191,6 +233,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     def cursor_signing_secret(self) -> str:
         """The secret list cursors are signed with: shared by every replica of a deployment."""
@@ -199,6 +242,13 @@ class Settings(BaseSettings):
         if self.provision.encryption_keys:
             return self.provision.encryption_keys[0].get_secret_value()
         return self.ctct.client_secret.get_secret_value()
+
+    def console_signing_secret(self) -> str:
+        """The secret console session cookies are signed with (shared by every replica)."""
+        configured = self.console.session_secret
+        if configured is not None and configured.get_secret_value():
+            return configured.get_secret_value()
+        return "console-session\x00" + self.cursor_signing_secret()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets_outside_development(self) -> Self:
@@ -227,7 +277,11 @@ class Settings(BaseSettings):
             "CTCT_CLIENT_SECRET": self.ctct.client_secret.get_secret_value(),
             "CTCT_API_KEY": self.ctct.api_key.get_secret_value(),
         }
-        optional = {"WEBHOOK_SECRET": self.webhook.secret, "CURSOR_SECRET": self.cursor_secret}
+        optional = {
+            "WEBHOOK_SECRET": self.webhook.secret,
+            "CURSOR_SECRET": self.cursor_secret,
+            "CONSOLE_SESSION_SECRET": self.console.session_secret,
+        }
         checked = {
             **required,
             **{name: secret.get_secret_value() for name, secret in optional.items() if secret},

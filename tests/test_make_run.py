@@ -49,6 +49,20 @@ def _postgres_running_in(datadir: Path) -> list[psutil.Process]:
     return found
 
 
+def _sign_in_as_the_demo_operator(base: str, printed: str) -> None:
+    """The printed console line says who to sign in as, and that works."""
+    words = printed.split()
+    email, password = words[words.index("as") + 1], words[-1]
+    with httpx.Client(base_url=base, timeout=5) as http:
+        form = http.get("/console/sign-in").text
+        token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        signed_in = http.post(
+            "/console/sign-in", data={"csrf_token": token, "email": email, "password": password}
+        )
+        assert signed_in.status_code == 303
+        assert "demo.operator@example.com · operator" in http.get("/console/").text
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
     data_dir: Path, stop_signal: signal.Signals, tmp_path: Path
@@ -83,7 +97,7 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
     reader.start()
     try:
         deadline = time.monotonic() + READY_BOUND_SECONDS
-        while not any("API key with every scope" in line for line in lines):
+        while not any("Console:" in line for line in lines):
             assert dev.poll() is None, "".join(lines) + stderr_path.read_text()[-4000:]
             assert time.monotonic() < deadline, "not ready in time:\n" + "".join(lines)
             time.sleep(0.2)
@@ -94,6 +108,7 @@ def test_make_run_serves_prints_a_key_and_leaves_nothing_behind(
         assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
         stats = httpx.get(f"{base}/v1/stats", headers={"Authorization": f"Bearer {secret}"})
         assert stats.status_code == 200
+        _sign_in_as_the_demo_operator(base, next(line for line in lines if "Console:" in line))
         children = psutil.Process(dev.pid).children(recursive=True)
         assert children, "the API, worker and sandbox run as child processes"
         assert _postgres_running_in(data_dir)

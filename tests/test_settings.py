@@ -69,3 +69,19 @@ def test_outside_development_an_encryption_key_is_required() -> None:
         Settings(_env_file=None, environment="test")
 
     assert Settings(_env_file=None, environment="development").provision.encryption_keys == []
+
+
+def test_production_refuses_a_placeholder_console_session_secret() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(
+            _env_file=None,
+            **PRODUCTION_READY,  # type: ignore[arg-type]
+            console={"session_secret": "change-me"},
+        )
+
+    assert "CONSOLE_SESSION_SECRET is empty or a placeholder" in str(caught.value)
+
+
+def test_console_proxy_mode_needs_its_trusted_proxies() -> None:
+    with pytest.raises(ValidationError, match="CONSOLE_TRUSTED_PROXIES"):
+        Settings(_env_file=None, console={"auth": "proxy"})  # type: ignore[arg-type]

@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clients import repository
 from app.clients.models import Client, ClientStatus, StatusEvent, TransferRequest, TransferState
-from app.clients.repository import SORT_COLUMNS, ClientFilter
+from app.clients.repository import SORT_COLUMNS
+
+# Re-exported: other packages build the listing filter from here, never from the repository.
+from app.clients.repository import ClientFilter as ClientFilter  # noqa: PLC0414
 from app.clients.schemas import (
     ClientDetail,
     ClientOut,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, Select, func, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -246,6 +246,13 @@ async def stream_clients(session: AsyncSession, where: ClientFilter) -> AsyncIte
 async def count_with_status(session: AsyncSession, status: ClientStatus) -> int:
     statement = select(func.count()).where(Client.status == status.value)
     return int((await session.execute(statement)).scalar_one())
+
+
+async def count_events_by_day(session: AsyncSession, since: datetime) -> dict[date, int]:
+    """Status events per UTC day from `since` on (days without any are absent)."""
+    day = func.date(func.timezone("UTC", StatusEvent.created_at)).label("day")
+    statement = select(day, func.count()).where(StatusEvent.created_at >= since).group_by(day)
+    return {row[0]: int(row[1]) for row in (await session.execute(statement)).all()}
 
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -254,6 +254,17 @@ async def _insert(
     except IntegrityError:
         return None
     return client
+
+
+async def status_changes_per_day(
+    session: AsyncSession, *, days: int, today: date | None = None
+) -> list[tuple[date, int]]:
+    """How many status changes each of the last `days` UTC days saw, oldest first, zeros kept."""
+    last = today or utcnow().date()
+    first = last - timedelta(days=days - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    counts = await repository.count_events_by_day(session, since)
+    return [(day, counts.get(day, 0)) for day in (first + timedelta(n) for n in range(days))]
 
 
 def check_version(kind: str, current: int, expected: int | None) -> None:

@@ -115,9 +115,9 @@ async def submit(
 
 
 async def requeue(
-    session: AsyncSession, request_id: int, *, max_age: timedelta
+    session: AsyncSession, request_id: int, *, max_age: timedelta, by: str | None = None
 ) -> ProvisioningRequest:
-    """A person's retry of a failed or needs_attention request."""
+    """A person's retry of a failed or needs_attention request (`by`: who, for the log)."""
     request = await repository.get(session, request_id, for_update=True)
     if request is None:
         raise RequestNotFound(f"no provisioning request {request_id}")
@@ -136,7 +136,7 @@ async def requeue(
     request.response_status = None
     request.response_body = None
     await transitions.back_to_pending(session, request, at=now)
-    log.info("provisioning.request.requeued", request_id=request.id)
+    log.info("provisioning.request.requeued", request_id=request.id, by=by)
     return request
 
 

@@ -43,6 +43,9 @@ FILLED = {
     "PROVISION_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     "WEBHOOK_SECRET": "whsec_" + "A" * 32,
     "CURSOR_SECRET": "cursor-signing-key-4711",
+    "CONSOLE_SESSION_SECRET": "console-session-key-4711",
+    "CONSOLE_TRUSTED_PROXIES": "10.0.0.0/8,192.0.2.7",
+    "CONSOLE_PROXY_SIGN_OUT_URL": "/oauth2/sign_out",
 }
 
 

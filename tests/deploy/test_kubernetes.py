@@ -40,6 +40,7 @@ SECRET_SETTINGS = {
     "PROVISION_ENCRYPTION_KEYS",
     "WEBHOOK_SECRET",
     "CURSOR_SECRET",
+    "CONSOLE_SESSION_SECRET",
 }
 # uvicorn's timeout_graceful_shutdown in `partnergate serve` (app/cli.py).
 API_SHUTDOWN_SECONDS = 10
