@@ -119,11 +119,13 @@ async def get_request(
 @provisioning_router.post("/{request_id}/retry", status_code=202)
 async def retry_request(
     http: Request,
-    _: ProvisionerDep,
+    principal: ProvisionerDep,
     session: SessionDep,
     settings: SettingsDep,
     request_id: Annotated[int, Path(ge=1)],
 ) -> JSONResponse:
     """Queue a failed or needs_attention request again (while its password is still held)."""
-    request = await service.requeue(session, request_id, max_age=settings.provision.max_age)
+    request = await service.requeue(
+        session, request_id, max_age=settings.provision.max_age, by=principal.name
+    )
     return _answer(http, request, replayed=False)

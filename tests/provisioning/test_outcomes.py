@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
+from structlog.testing import capture_logs
 
 from app.db import libpq_url
 from app.settings import Settings
@@ -154,8 +155,11 @@ async def test_409_after_an_unknown_outcome_needs_attention_and_a_retry_settles_
     account_id = seeded.json()["encoded_account_id"]
     moved = await sandbox.put(f"/_sandbox/accounts/{account_id}/partner", json={"partner": "ours"})
     assert moved.status_code == 200, moved.text
-    retried = await api.post(f"/v1/provisioning/{location_id(accepted)}/retry")
+    with capture_logs() as logs:
+        retried = await api.post(f"/v1/provisioning/{location_id(accepted)}/retry")
     assert retried.status_code == 202, retried.text
+    requeued = [line for line in logs if line["event"] == "provisioning.request.requeued"]
+    assert [line["by"] for line in requeued] == ["backend"]  # the key that asked, in the log
     final = await poll_until(
         lambda: state_of(api, location_id(accepted)),
         lambda state: state["state"] == "succeeded",
