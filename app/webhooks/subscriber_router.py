@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app.deps import CursorsDep, DeciderDep, SessionDep, StateDep
+from app.kit.inputs import RowId
 from app.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.webhooks import subscribers
 from app.webhooks.models import SubscriberSource
@@ -52,7 +53,7 @@ async def add_subscriber(
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut, summary="One subscriber")
-async def get_subscriber(subscriber_id: int, _: DeciderDep, session: SessionDep) -> SubscriberOut:
+async def get_subscriber(subscriber_id: RowId, _: DeciderDep, session: SessionDep) -> SubscriberOut:
     return SubscriberOut.model_validate(await subscribers.get(session, subscriber_id))
 
 
@@ -62,7 +63,9 @@ async def get_subscriber(subscriber_id: int, _: DeciderDep, session: SessionDep)
     response_class=Response,
     summary="Remove a subscriber; its pending deliveries fail",
 )
-async def remove_subscriber(subscriber_id: int, principal: DeciderDep, session: SessionDep) -> None:
+async def remove_subscriber(
+    subscriber_id: RowId, principal: DeciderDep, session: SessionDep
+) -> None:
     await subscribers.remove(session, subscriber_id, by=principal.name)
 
 
@@ -72,7 +75,7 @@ async def remove_subscriber(subscriber_id: int, principal: DeciderDep, session: 
     summary="Rotate a subscriber's secret; the old one also signs for the grace period",
 )
 async def rotate_secret(
-    subscriber_id: int, principal: DeciderDep, session: SessionDep, state: StateDep
+    subscriber_id: RowId, principal: DeciderDep, session: SessionDep, state: StateDep
 ) -> SubscriberWithSecret:
     rotated = await subscribers.rotate(
         session,
