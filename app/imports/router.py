@@ -12,7 +12,6 @@ from app.errors import AppError
 from app.imports import csv_rows, service
 from app.imports.schemas import ImportOut
 from app.kit.inputs import RowId, Text
-from app.settings import ImportSettings
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
 
@@ -55,8 +54,8 @@ _CSV_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "text/csv": {
-                # At most IMPORTS_MAX_BYTES (bytes; the default shown), whatever MAX_BODY_BYTES.
-                "schema": {"type": "string", "maxLength": ImportSettings().max_bytes},
+                # The file's bytes (UTF-8 CSV), at most IMPORTS_MAX_BYTES, whatever MAX_BODY_BYTES.
+                "schema": {"type": "string", "format": "binary"},
                 "example": "encoded_account_id,login_name,wish,note\r\n"
                 "a07e1lxqqqo0,,,\r\n,jack_box01,approved,\r\n"
                 "a08e1izvh8t9,,billing_approved,signed the billing addendum\r\n",
@@ -72,6 +71,10 @@ _CSV_BODY: dict[str, Any] = {
     response_model=ImportOut,
     summary="Bring in a CSV of accounts (ids or login names, optional wishes), in the background",
     openapi_extra=_CSV_BODY,
+    responses={
+        413: {"description": "the file is larger than IMPORTS_MAX_BYTES"},
+        415: {"description": "the body is not sent as text/csv"},
+    },
 )
 async def create_import(
     *,
