@@ -44,6 +44,9 @@ def main() -> int:
         )
     for line in report.failures + report.errors:
         print(line)
+    for label in report.mostly_rejected():
+        sent, refused = report.positive[label]
+        print(f"schema looser than validation: {label}: {refused} of {sent} valid cases got 400")
     print(report.summary())
     rate = report.cases / report.seconds if report.seconds else 0.0
     print(

@@ -20,6 +20,7 @@ import schemathesis
 from fastapi import FastAPI
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
+from schemathesis.generation import GenerationMode
 from schemathesis.python import asgi
 
 from app.audit import service as audit_service
@@ -48,12 +49,21 @@ class FuzzReport:
     failures: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    # Per operation: positive (schema-valid) cases sent, and how many were answered 400.
+    positive: dict[str, list[int]] = field(default_factory=dict)
+
+    def mostly_rejected(self) -> list[str]:
+        """Operations that answered 400 to most data their schema allows (schema too loose)."""
+        return sorted(
+            label for label, (sent, refused) in self.positive.items() if refused * 2 > sent
+        )
 
     def summary(self) -> str:
         statuses = ", ".join(f"{code}: {n}" for code, n in sorted(self.statuses.items()))
         return (
             f"{self.cases} cases over {len(self.operations)} operations in {self.seconds:.1f} s "
-            f"({statuses}); {len(self.failures)} failures, {len(self.errors)} errors"
+            f"({statuses}); {len(self.failures)} failures, {len(self.errors)} errors; "
+            f"{len(self.mostly_rejected())} operations refused most schema-valid data"
         )
 
 
@@ -148,11 +158,18 @@ def fuzz(
 def _record(report: FuzzReport, event: events.ScenarioFinished) -> None:
     recorder = event.recorder
     report.operations.add(recorder.label)
-    for interaction in recorder.interactions.values():
+    for case_id, interaction in recorder.interactions.items():
         report.cases += 1
-        if interaction.response is not None:
-            code = interaction.response.status_code
-            report.statuses[code] = report.statuses.get(code, 0) + 1
+        if interaction.response is None:
+            continue
+        code = interaction.response.status_code
+        report.statuses[code] = report.statuses.get(code, 0) + 1
+        node = recorder.cases.get(case_id)
+        meta = node.value.meta if node is not None else None
+        if meta is not None and meta.generation.mode is GenerationMode.POSITIVE:
+            counts = report.positive.setdefault(recorder.label, [0, 0])
+            counts[0] += 1
+            counts[1] += code == 400
     for checks in recorder.checks.values():
         for check in checks:
             if check.status is Status.FAILURE and check.failure_info is not None:
