@@ -121,6 +121,9 @@ def _config(
         "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
         "phases": {"stateful": {"enabled": False}},
         "continue-on-failure": True,
+        # No state carried between runs: the suite's run stays deterministic, and the work
+        # tree clean.
+        "cache": {"enabled": False},
     }
     if seed is not None:
         data["seed"] = seed
