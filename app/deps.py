@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,7 +79,10 @@ async def get_principal(
 def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency that admits only keys carrying `scope`."""
 
-    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    # The scope also lands in the operation's OpenAPI security requirement.
+    principal_with_scope = Security(get_principal, scopes=[scope.value])
+
+    async def check(principal: Principal = principal_with_scope) -> Principal:
         return authorize(principal, scope)
 
     return check

@@ -25,14 +25,57 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# The pydantic error type of `app.kit.inputs.RowId`: a path id no row can have (404, not 400).
+ROW_ID_ERROR = "row_id_out_of_range"
 PROBLEM_BASE = "https://partnergate.dev/problems/"
 
 log = structlog.get_logger(__name__)
+
+# A route's `responses=`: error statuses need only a description (`app.openapi` adds the rest).
+Responses = dict[int | str, dict[str, Any]]
+
+
+class ProblemFieldError(BaseModel):
+    """One entry of a problem's `errors`: which field, and what is wrong with it."""
+
+    field: str = Field(description="the field, dotted for nested ones (`account_ids.3`)")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem (`application/problem+json`); more members may be present."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        title="Problem",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": PROBLEM_BASE + "validation-error",
+                    "title": "The request is not valid",
+                    "status": 400,
+                    "detail": "1 field failed validation",
+                    "instance": "/v1/accounts",
+                    "errors": [{"field": "login_name", "message": "is required"}],
+                }
+            ]
+        },
+    )
+
+    type: str = Field(description="a stable URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(default="", description="the request path, where given")
+    errors: list[ProblemFieldError] = Field(
+        default_factory=list, description="for a validation problem: every field error at once"
+    )
 
 
 class FieldError(dict[str, str]):
@@ -180,6 +223,17 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
         FieldError(_location(err.get("loc", ())), str(err.get("msg", "invalid")))
         for err in exc.errors()
     ]
+    unnamed = [err for err in exc.errors() if err.get("type") == ROW_ID_ERROR]
+    if unnamed:
+        # A path id outside its column's range cannot name a row: the resource does not exist.
+        fields = [FieldError(_location(err.get("loc", ())), str(err["msg"])) for err in unnamed]
+        return problem_response(
+            404,
+            slug="not-found",
+            title="Not found",
+            detail=f"No {fields[0]['field']} {unnamed[0].get('input')} exists.",
+            extra={"errors": fields},
+        )
     return problem_response(
         400,
         slug="validation-error",
@@ -193,7 +247,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
         status, phrase.lower().replace(" ", "-")
     )
     detail = exc.detail if isinstance(exc.detail, str) else phrase

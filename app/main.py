@@ -23,6 +23,7 @@ from app.health.router import HEALTHZ_ENDPOINT
 from app.health.router import router as health_router
 from app.imports.router import router as imports_router
 from app.kit.api_docs import install_api_docs
+from app.kit.body_limit import BodyLimitMiddleware
 from app.kit.crypto import PasswordCipher
 from app.kit.pagination import CursorCodec
 from app.kit.request_context import RequestContextMiddleware
@@ -30,6 +31,7 @@ from app.membership.login_router import router as login_router
 from app.membership.router import router as membership_router
 from app.membership.webhook_router import router as ctct_webhooks_router
 from app.migrate import script_heads
+from app.openapi import install_openapi
 from app.overview.router import router as overview_router
 from app.provisioning.router import accounts_router, provisioning_router
 from app.settings import Settings
@@ -105,6 +107,14 @@ def create_app(
         redoc_url=None,
     )
     install_problem_handlers(app)
+    install_openapi(app)
+    # Added first, so it runs inside RequestContextMiddleware (a 413 still gets its request id).
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=resolved.max_body_bytes,
+        # An import file may be larger than any JSON body (IMPORTS_MAX_BYTES).
+        per_path={imports_router.prefix: resolved.imports.max_bytes},
+    )
     app.add_middleware(RequestContextMiddleware)
     # The hot paths come first (routes are matched in order), as plain ASGI endpoints; their
     # FastAPI twins in access_router and health_router document them in /openapi.json.

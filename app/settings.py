@@ -223,6 +223,8 @@ class Settings(BaseSettings):
     # Signs list cursors; unset, a key derived from the first encryption key (or the CTCT
     # client secret) serves, which every replica of one deployment shares.
     cursor_secret: SecretStr | None = None
+    # The largest request body taken, in bytes; beyond it 413, before parsing or authentication.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1)
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     ctct: CtctSettings = Field(default_factory=CtctSettings)

@@ -18,7 +18,7 @@ from starlette.types import Scope as AsgiScope
 from app.access.schemas import AccessBatchRequest, AccessBatchResponse, AccessDecision
 from app.auth.scopes import Scope
 from app.auth.service import Principal
-from app.clients.schemas import ACCOUNT_ID, ACCOUNT_ID_RULE, check_account_id
+from app.clients.schemas import ACCOUNT_ID, ACCOUNT_ID_RULE, ACCOUNT_ID_SCHEMA, check_account_id
 from app.deps import authenticate, authorize
 from app.errors import FieldError, ValidationFailed
 from app.kit.asgi import JsonEndpoint, bearer_secret
@@ -30,7 +30,7 @@ CONSISTENCY_VALUES = ("cached", "fresh")
 ACCESS_CHECK = Scope.ACCESS_CHECK
 
 
-_BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+_BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": [Scope.ACCESS_CHECK.value]}]}
 
 
 async def _checker(request: Request) -> tuple[Principal, AccessDecisions]:
@@ -77,7 +77,7 @@ ACCESS_CHECK_ENDPOINT = JsonEndpoint("/v1/access/{encoded_account_id}", _decisio
                 "name": "encoded_account_id",
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string", "pattern": ACCOUNT_ID.pattern},
+                "schema": {"type": "string", **ACCOUNT_ID_SCHEMA},
             },
             {
                 "name": "consistency",

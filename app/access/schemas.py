@@ -4,8 +4,11 @@ builds as plain dicts)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
+
+from app.kit.inputs import InputModel
 
 MAX_BATCH = 1_000
 
@@ -24,8 +27,13 @@ class AccessDecision(BaseModel):
     stale: bool = Field(description="not verified within MEMBERSHIP_TTL; a re-probe is under way")
 
 
-class AccessBatchRequest(BaseModel):
-    account_ids: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+class AccessBatchRequest(InputModel):
+    account_ids: list[Annotated[str, Field(max_length=64)]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="encoded_account_ids (each 1-64 of A-Z a-z 0-9 _ -); duplicates allowed",
+        examples=[["a07e1lxqqqo0", "a08e1izvh8t9"]],
+    )
 
 
 class AccessBatchResponse(BaseModel):

@@ -10,12 +10,22 @@ from app.audit import service as audit_service
 from app.audit.models import AuditState
 from app.audit.schemas import AuditRunDetail, AuditRunOut
 from app.deps import AuditorDep, CursorsDep, ReaderDep, SessionDep
+from app.errors import Responses
+from app.kit.inputs import RowId
 from app.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+
+_NO_RUN: Responses = {404: {"description": "no such audit run"}}
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"])
 
 
-@router.post("", status_code=202, response_model=AuditRunOut, summary="Start an audit now")
+@router.post(
+    "",
+    status_code=202,
+    response_model=AuditRunOut,
+    summary="Start an audit now",
+    responses={409: {"description": "a run is already active (its Location is given)"}},
+)
 async def start_audit(
     principal: AuditorDep, session: SessionDep, response: Response
 ) -> AuditRunOut:
@@ -37,9 +47,9 @@ async def list_audits(
     return await audit_service.list_runs(session, cursors, state=state, cursor=cursor, limit=limit)
 
 
-@router.get("/{run_id}", response_model=AuditRunDetail, summary="One audit run")
+@router.get("/{run_id}", response_model=AuditRunDetail, summary="One audit run", responses=_NO_RUN)
 async def get_audit(
-    run_id: int,
+    run_id: RowId,
     _: ReaderDep,
     session: SessionDep,
     cursors: CursorsDep,
@@ -53,9 +63,12 @@ async def get_audit(
 @router.post(
     "/{run_id}/confirm-demotions",
     response_model=AuditRunOut,
+    responses={**_NO_RUN, 409: {"description": "the run holds no unresolved demotions"}},
     summary="Apply the demotions a run held",
 )
-async def confirm_demotions(run_id: int, principal: AuditorDep, session: SessionDep) -> AuditRunOut:
+async def confirm_demotions(
+    run_id: RowId, principal: AuditorDep, session: SessionDep
+) -> AuditRunOut:
     run = await audit_service.confirm_demotions(session, run_id, by=principal.name)
     return AuditRunOut.model_validate(run)
 
@@ -63,8 +76,11 @@ async def confirm_demotions(run_id: int, principal: AuditorDep, session: Session
 @router.post(
     "/{run_id}/reject-demotions",
     response_model=AuditRunOut,
+    responses={**_NO_RUN, 409: {"description": "the run holds no unresolved demotions"}},
     summary="Discard the demotions a run held",
 )
-async def reject_demotions(run_id: int, principal: AuditorDep, session: SessionDep) -> AuditRunOut:
+async def reject_demotions(
+    run_id: RowId, principal: AuditorDep, session: SessionDep
+) -> AuditRunOut:
     run = await audit_service.reject_demotions(session, run_id, by=principal.name)
     return AuditRunOut.model_validate(run)

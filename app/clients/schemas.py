@@ -6,10 +6,13 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.clients.models import ClientStatus, TransferState
 from app.errors import FieldError, ValidationFailed
+from app.kit.inputs import InputModel, Int32
 
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ACCOUNT_ID_RULE = "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
@@ -25,44 +28,79 @@ def check_account_id(value: str, field: str = "encoded_account_id") -> str:
 
 def _account_id(value: str) -> str:
     if ACCOUNT_ID.fullmatch(value) is None:
-        raise ValueError(ACCOUNT_ID_RULE)
+        raise PydanticCustomError("account_id", ACCOUNT_ID_RULE)
     return value
 
 
-AccountId = Annotated[str, AfterValidator(_account_id)]
+ACCOUNT_ID_SCHEMA: dict[str, JsonValue] = {
+    "pattern": f"^{ACCOUNT_ID.pattern}$",
+    "minLength": 1,
+    "maxLength": 64,
+    "examples": ["a07e1lxqqqo0"],
+}
+AccountId = Annotated[str, AfterValidator(_account_id), Field(json_schema_extra=ACCOUNT_ID_SCHEMA)]
 """An `encoded_account_id` in a request body, held to the one rule."""
+AccountIdPath = Annotated[
+    str,
+    Path(description="CTCT's encoded_account_id", json_schema_extra=ACCOUNT_ID_SCHEMA),
+    AfterValidator(_account_id),
+]
+"""An `encoded_account_id` in a path, held to the one rule (a 400 naming it otherwise)."""
 
 
 def _note(value: str) -> str:
     stripped = value.strip()
     if not stripped:
-        raise ValueError("a note is required")
+        raise PydanticCustomError("note_blank", "a note is required")
     return stripped
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_NOTE_SCHEMA: dict[str, JsonValue] = {"pattern": r"\S"}
 
 
-class Decision(_Strict):
-    note: str = Field(max_length=NOTE_MAX, description="why; required")
-    version: int | None = Field(
+class Decision(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"note": "agreed with CTCT partner team", "version": 3}]}
+    )
+
+    note: str = Field(
+        min_length=1,
+        max_length=NOTE_MAX,
+        description="why; required",
+        json_schema_extra=_NOTE_SCHEMA,
+    )
+    version: Int32 | None = Field(
         default=None, description="the client's version the decision was made on (409 if stale)"
     )
 
     _check_note = field_validator("note")(_note)
 
 
-class NewTransferRequest(_Strict):
-    note: str = Field(max_length=NOTE_MAX, description="why; required")
+class NewTransferRequest(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"note": "the owner asked to move under us"}]}
+    )
+
+    note: str = Field(
+        min_length=1,
+        max_length=NOTE_MAX,
+        description="why; required",
+        json_schema_extra=_NOTE_SCHEMA,
+    )
 
     _check_note = field_validator("note")(_note)
 
 
-class TransferChange(_Strict):
+class TransferChange(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"state": "submitted", "note": "sent to CTCT", "version": 1}]
+        }
+    )
+
     state: TransferState
     note: str | None = Field(default=None, max_length=NOTE_MAX)
-    version: int | None = Field(
+    version: Int32 | None = Field(
         default=None, description="the request's version the change was made on (409 if stale)"
     )
 

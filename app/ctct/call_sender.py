@@ -1,7 +1,7 @@
 """Sending one CTCT call: the budget, the credentials, the one token renewal, bounded retries.
 
 `CallSender.send` takes a grant from the shared budget before every HTTP attempt, carries
-`x-api-key` and the partner JWT (or a user's token) as `Authorization: Bearer …`, renews the
+`x-api-key` and the partner JWT (or only a user's token) as `Authorization: Bearer …`, renews the
 partner token once on a 401 and sends once more, shares what a 429 taught with every process
 through the budget, and maps every failure to a `CtctError`. Only reads are retried, a bounded
 number of times; the caller says which calls are reads.
@@ -58,6 +58,8 @@ class CtctCall:
     params: Mapping[str, str] | None = None
     json: object | None = None
     encoded_account_id: str | None = None
+    # Partner operations carry our `x-api-key`; a user's call carries only the user's token.
+    partner_credentials: bool = True
 
 
 class CallSender:
@@ -181,11 +183,9 @@ class CallSender:
     async def _http_request(
         self, call: CtctCall, bearer: str, slot: datetime | None = None
     ) -> httpx.Response:
-        headers = {
-            "x-api-key": self._settings.api_key.get_secret_value(),
-            "Authorization": f"Bearer {bearer}",
-            "Accept": "application/json",
-        }
+        headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
+        if call.partner_credentials:
+            headers["x-api-key"] = self._settings.api_key.get_secret_value()
         try:
             # httpx timeouts do not apply to every transport (ASGITransport ignores them).
             async with asyncio.timeout(self._settings.timeout_seconds):

@@ -25,7 +25,7 @@ from app.ctct.auth import PartnerTokenProvider
 from app.ctct.budget import CallBudget
 from app.ctct.budget_terms import Priority
 from app.ctct.call_sender import CallSender, CtctCall, http_timeout
-from app.ctct.errors import CtctServerError
+from app.ctct.errors import CtctAuthError, CtctServerError
 from app.ctct.quota_alert import QuotaLowHook
 from app.ctct.schemas import (
     AccountPage,
@@ -35,6 +35,7 @@ from app.ctct.schemas import (
     ProvisionResult,
     SiteOwner,
 )
+from app.kit.inputs import BEARER_VALUE
 from app.settings import CtctSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -282,8 +283,18 @@ class CtctClient:
     async def account_summary(
         self, user_access_token: str, *, max_wait: float | None = None
     ) -> AccountSummary:
-        """`GET /account/summary` with a user's OAuth token (used once, never kept or logged)."""
-        call = CtctCall("account_summary", "GET", self._url("/account/summary"))
+        """`GET /account/summary` with a user's OAuth token (used once, never kept or logged).
+
+        The contract declares only the user's OAuth token for this operation (no `x-api-key`);
+        a token that cannot be a bearer token is refused before any budget is spent.
+        """
+        if BEARER_VALUE.fullmatch(user_access_token) is None:
+            raise CtctAuthError(
+                "the user's access token is not a bearer token", operation="account_summary"
+            )
+        call = CtctCall(
+            "account_summary", "GET", self._url("/account/summary"), partner_credentials=False
+        )
         response = await self._sender.send(
             call,
             priority=Priority.INTERACTIVE,

@@ -77,15 +77,23 @@ GUESSABLE_PASSWORDS = frozenset(
 BILLING_LOCALES = ("en_US", "en_GB")
 STATE_COUNTRIES = ("US", "CA")
 
-_LOGIN_NAME = re.compile(r"[A-Za-z0-9\-_@.+]+")
+LOGIN_NAME_PATTERN = r"[A-Za-z0-9\-_@.+]+"
+_LOGIN_NAME = re.compile(LOGIN_NAME_PATTERN)
 _HOST = re.compile(r"[A-Za-z0-9\-.\[\]:]+")
 
-_LENGTHS: Mapping[str, tuple[int, int | None]] = {
+# (minimum, maximum) characters; also the bounds the typed body documents (`provision_body`).
+LENGTHS: Mapping[str, tuple[int, int | None]] = {
     "contact_email": (0, 80),
     "contact_phone": (5, 25),
     "country_code": (2, 3),
     "organization_name": (1, 50),
     "organization_phone": (5, 25),
+    # Not in the contract: subdivision codes are 2-3 characters and elsewhere it is blank.
+    "state_code": (0, 3),
+    # Not in the contract: the longest IANA zone name is 32 characters.
+    "time_zone_id": (0, 64),
+    # Not in the contract: browsers and CDNs rarely take URLs beyond 2 KB.
+    "website": (0, 2048),
     "login_name": (6, 50),
     "password": (8, 80),
     "first_name": (2, 80),
@@ -101,11 +109,12 @@ def validate_provision(body: object) -> list[FieldError]:
     if not isinstance(body, dict):
         return [FieldError("body", "must be a JSON object")]
     errors: list[FieldError] = []
-    # A JSON null is taken as "not sent": CTCT's Java stack maps null and absent alike.
+    # A JSON null is taken as "not sent": CTCT's Java stack maps null and absent alike. So a
+    # null required field is refused, and a null optional one is never sent on.
     fields = {key: value for key, value in body.items() if value is not None}
     for name in REQUIRED_FIELDS:
         if name not in fields:
-            errors.append(FieldError(name, "is required"))
+            errors.append(FieldError(name, "must not be null" if name in body else "is required"))
     for name, value in fields.items():
         if name not in PROVISION_FIELDS:
             errors.append(FieldError(str(name), "is not a field of CTCT's create body"))
@@ -121,7 +130,7 @@ def validate_provision(body: object) -> list[FieldError]:
 
 
 def _string_problems(name: str, value: str) -> list[str]:
-    bounds = _LENGTHS.get(name)
+    bounds = LENGTHS.get(name)
     if bounds is not None:
         problem = _length_problem(value, *bounds)
         if problem is not None:
@@ -223,7 +232,7 @@ def _cross_field_problems(fields: Mapping[str, object]) -> list[FieldError]:
     if (
         isinstance(password, str)
         and isinstance(login_name, str)
-        and len(login_name) >= _LENGTHS["login_name"][0]
+        and len(login_name) >= LENGTHS["login_name"][0]
         and login_name.lower() in password.lower()
     ):
         errors.append(FieldError("password", "must not contain the login name"))

@@ -1,9 +1,11 @@
 """Verifying CTCT's webhook signatures: a JWS with detached, unencoded content (RFC 7515 + 7797).
 
-CTCT signs the raw request body with RS256; the JWS header carries `kid`, `ts` (unix seconds),
+CTCT signs the raw request body with RS256; the JWS header carries `ts` (unix seconds),
 `b64: false` and `crit: ["b64"]`, and the public keys are published at a JWKS URL (NOTES
-§2.9-2.13). The compact form arrives as `<header>..<signature>`: the payload segment must be
-empty, so what is verified is exactly the body we act on.
+§2.9-2.13). NOTES does not promise a `kid`: a JWS with one is checked against that key; one
+without is checked against the only key published, and refused while several are. The compact
+form arrives as `<header>..<signature>`: the payload segment must be empty, so what is verified
+is exactly the body we act on.
 
 AppError
 ├── InvalidCtctSignature (401)   missing, malformed, stale, wrong algorithm, unknown key, forged
@@ -99,8 +101,9 @@ def checked_header(compact: str | None, *, now: float, max_age_seconds: float) -
         raise InvalidCtctSignature("The JWS header has no `ts`.")
     if abs(now - ts) > max_age_seconds:
         raise InvalidCtctSignature("The signature is too old (or from the future).")
-    if not isinstance(header.get("kid"), str) or not header["kid"]:
-        raise InvalidCtctSignature("The JWS header has no `kid`.")
+    kid = header.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not kid):
+        raise InvalidCtctSignature("The JWS `kid` must be a non-empty string.")
     return header
 
 
@@ -118,6 +121,7 @@ class CtctKeys:
         self._settings = settings
         self._monotonic = monotonic
         self._keys: dict[str, RSAKey] = {}
+        self._published = 0
         self._fetched_at: float | None = None
         self._refetched_for_kid_at: float | None = None
         self._lock = asyncio.Lock()
@@ -142,10 +146,13 @@ class CtctKeys:
             and self._monotonic() - self._fetched_at < self._settings.ctct_jwks_cache_seconds
         )
 
-    async def key(self, kid: str) -> RSAKey:
-        """The key with `kid`: cached, fetched when stale, refetched once when unknown."""
+    async def key(self, kid: str | None) -> RSAKey:
+        """The key with `kid` (without one: the only key published): cached, fetched when stale,
+        refetched once when unknown."""
         if not self._fresh():
             await self._refresh(only_if_older_than=self._fetched_at)
+        if kid is None:
+            return self._only_key()
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -157,6 +164,13 @@ class CtctKeys:
         if key is None:
             raise InvalidCtctSignature("The JWS is signed with a key CTCT does not publish.")
         return key
+
+    def _only_key(self) -> RSAKey:
+        if self._published != 1 or len(self._keys) != 1:
+            raise InvalidCtctSignature(
+                "The JWS names no `kid` and CTCT does not publish exactly one signing key."
+            )
+        return next(iter(self._keys.values()))
 
     async def _refresh(self, *, only_if_older_than: float | None) -> None:
         url = self._settings.ctct_jwks_url
@@ -172,18 +186,20 @@ class CtctKeys:
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning("ctct.jwks.fetch_failed", error_type=type(exc).__name__)
                 raise CtctKeysUnavailable("CTCT's JWKS could not be fetched; retry later.") from exc
-            self._keys = _rsa_signing_keys(document)
+            self._keys, self._published = _rsa_signing_keys(document)
             self._fetched_at = self._monotonic()
             self.fetches += 1
             log.info("ctct.jwks.fetched", keys=len(self._keys))
 
+    def checked_header(self, compact: str | None, *, now: float) -> dict[str, Any]:
+        """The cheap checks (no body, no key): fails before a forged request's body is read."""
+        return checked_header(compact, now=now, max_age_seconds=self._settings.ctct_max_age_seconds)
+
     async def verify(self, compact: str | None, body: bytes, *, now: float) -> dict[str, Any]:
         """The verified JWS header; raises `InvalidCtctSignature` for anything not from CTCT."""
-        header = checked_header(
-            compact, now=now, max_age_seconds=self._settings.ctct_max_age_seconds
-        )
+        header = self.checked_header(compact, now=now)
         assert compact is not None
-        key = await self.key(header["kid"])
+        key = await self.key(header.get("kid"))
         try:
             jws.deserialize_compact(compact.strip(), key, registry=REGISTRY, payload=body)
         except JoseError as exc:
@@ -191,17 +207,21 @@ class CtctKeys:
         return header
 
 
-def _rsa_signing_keys(document: object) -> dict[str, RSAKey]:
-    """The RSA signature keys of a JWKS document, by `kid` (others are skipped)."""
+def _rsa_signing_keys(document: object) -> tuple[dict[str, RSAKey], int]:
+    """The RSA signature keys of a JWKS document by `kid` (a key without one under ""), and how
+    many signing keys it publishes in all (others are skipped)."""
     keys: dict[str, RSAKey] = {}
+    published = 0
     entries = document.get("keys") if isinstance(document, dict) else None
     for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
             continue
-        if entry.get("use", "sig") != "sig" or not isinstance(entry.get("kid"), str):
+        published += 1
+        kid = entry.get("kid", "")
+        if entry.get("kty") != "RSA" or not isinstance(kid, str):
             continue
         try:
-            keys[entry["kid"]] = RSAKey.import_key(entry)
+            keys[kid] = RSAKey.import_key(entry)
         except (JoseError, ValueError, TypeError):
             continue
-    return keys
+    return keys, published

@@ -11,6 +11,7 @@ from app.deps import DeciderDep, ReaderDep, SessionDep, StateDep
 from app.errors import AppError
 from app.imports import csv_rows, service
 from app.imports.schemas import ImportOut
+from app.kit.inputs import RowId, Text
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
 
@@ -53,7 +54,8 @@ _CSV_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "text/csv": {
-                "schema": {"type": "string"},
+                # The file's bytes (UTF-8 CSV), at most IMPORTS_MAX_BYTES, whatever MAX_BODY_BYTES.
+                "schema": {"type": "string", "format": "binary"},
                 "example": "encoded_account_id,login_name,wish,note\r\n"
                 "a07e1lxqqqo0,,,\r\n,jack_box01,approved,\r\n"
                 "a08e1izvh8t9,,billing_approved,signed the billing addendum\r\n",
@@ -69,6 +71,10 @@ _CSV_BODY: dict[str, Any] = {
     response_model=ImportOut,
     summary="Bring in a CSV of accounts (ids or login names, optional wishes), in the background",
     openapi_extra=_CSV_BODY,
+    responses={
+        413: {"description": "the file is larger than IMPORTS_MAX_BYTES"},
+        415: {"description": "the body is not sent as text/csv"},
+    },
 )
 async def create_import(
     *,
@@ -80,7 +86,7 @@ async def create_import(
     dry_run: Annotated[
         bool, Query(description="compute every row's outcome, change no client")
     ] = False,
-    filename: Annotated[str | None, Query(max_length=FILENAME_MAX)] = None,
+    filename: Annotated[str | None, Query(max_length=FILENAME_MAX), Text] = None,
 ) -> ImportOut:
     """Store the file's rows and queue their run; `GET /v1/imports/{id}` shows its progress."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -95,8 +101,13 @@ async def create_import(
     return service.out(job)
 
 
-@router.get("/{import_id}", response_model=ImportOut, summary="An import's progress and outcomes")
-async def get_import(import_id: int, _: ReaderDep, session: SessionDep) -> ImportOut:
+@router.get(
+    "/{import_id}",
+    response_model=ImportOut,
+    summary="An import's progress and outcomes",
+    responses={404: {"description": "no such import"}},
+)
+async def get_import(import_id: RowId, _: ReaderDep, session: SessionDep) -> ImportOut:
     return service.out(await service.get(session, import_id))
 
 
@@ -104,10 +115,13 @@ async def get_import(import_id: int, _: ReaderDep, session: SessionDep) -> Impor
     "/{import_id}/report",
     summary="The per-row report (CSV): line, the row, its outcome and why",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        404: {"description": "no such import"},
+    },
 )
 async def import_report(
-    import_id: int, _: ReaderDep, session: SessionDep, state: StateDep
+    import_id: RowId, _: ReaderDep, session: SessionDep, state: StateDep
 ) -> StreamingResponse:
     await service.get(session, import_id)
     return StreamingResponse(

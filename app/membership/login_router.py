@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from app.deps import AccessCheckerDep, StateDep
 from app.errors import FieldError, ValidationFailed
+from app.kit.inputs import Text
 from app.membership import login_lookup
 from app.membership.schemas import LoginDecision
 
@@ -39,7 +40,12 @@ async def check_access_by_login_name(
     principal: AccessCheckerDep,
     state: StateDep,
     login_name: Annotated[
-        str, Query(description="a login or site-owner name, matched exactly (any case)")
+        str,
+        Query(
+            max_length=NAME_MAX,
+            description="a login or site-owner name, matched exactly (any case)",
+        ),
+        Text,
     ],
     consistency: Annotated[
         Literal["cached", "fresh"],

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 
 from app.clients import service as clients_service
 from app.clients.models import EventSource
-from app.clients.schemas import ClientOut, check_account_id
+from app.clients.schemas import AccountIdPath, ClientOut
 from app.ctct.client import CtctClient
 from app.deps import DeciderDep, RegistrarDep, StateDep
 from app.errors import UpstreamUnavailable
@@ -32,7 +32,10 @@ def _ctct(state: AppState) -> CtctClient:
     "/clients",
     response_model=ClientOut,
     status_code=201,
-    responses={200: {"model": ClientOut, "description": "already known; probed again"}},
+    responses={
+        200: {"model": ClientOut, "description": "already known; probed again"},
+        400: {"description": "invalid, or the access token is for another account"},
+    },
     summary="Register an account the product has seen; probes CTCT",
 )
 async def register_client(
@@ -59,12 +62,18 @@ async def register_client(
     return ClientOut.model_validate(result.client)
 
 
-@router.post("/clients/{encoded_account_id}/probe", response_model=ClientOut)
+@router.post(
+    "/clients/{encoded_account_id}/probe",
+    response_model=ClientOut,
+    responses={
+        404: {"description": "no client with this encoded_account_id"},
+        503: {"description": "CTCT could not answer; the client is unchanged"},
+    },
+)
 async def probe_client(
-    encoded_account_id: str, principal: DeciderDep, state: StateDep
+    encoded_account_id: AccountIdPath, principal: DeciderDep, state: StateDep
 ) -> ClientOut:
     """Re-check a known client against CTCT now; 503 (client unchanged) if CTCT cannot answer."""
-    check_account_id(encoded_account_id)
     async with state.sessionmaker() as session:
         await clients_service.get(session, encoded_account_id)
     result = await membership_probe.probe(

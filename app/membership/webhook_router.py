@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from fastapi import APIRouter, Request, Response
 
+from app.ctct.webhook_signature import MAX_SIGNATURE_CHARS
 from app.deps import StateDep
 from app.membership import webhook_flow
-from app.membership.schemas import CtctWebhookReceipt
+from app.membership.schemas import CTCT_NOTIFICATION_REF, CtctWebhookReceipt
 
 router = APIRouter(prefix="/v1/ctct", tags=["membership"])
 
@@ -23,14 +25,34 @@ router = APIRouter(prefix="/v1/ctct", tags=["membership"])
         401: {"description": "not signed by CTCT (missing, stale, forged)"},
         503: {"description": "CTCT's keys or plan could not be read; CTCT retries"},
     },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "CTCT's notification, verified byte for byte against the signature",
+            "content": {"application/json": {"schema": {"$ref": CTCT_NOTIFICATION_REF}}},
+        },
+        "parameters": [
+            {
+                "name": "X-Ctct-Signature",
+                "in": "header",
+                "required": True,
+                "description": "CTCT's detached JWS (`<header>..<signature>`; the header's name "
+                "is the WEBHOOK_CTCT_SIGNATURE_HEADER setting)",
+                "schema": {"type": "string", "maxLength": MAX_SIGNATURE_CHARS},
+            }
+        ],
+    },
 )
 async def receive(request: Request, response: Response, state: StateDep) -> CtctWebhookReceipt:
-    header = state.settings.webhook.ctct_signature_header
+    signature = request.headers.get(state.settings.webhook.ctct_signature_header)
+    # The signature's shape, algorithm and age are checked before the body is read, so an
+    # unsigned or stale request costs no body; the body itself is bounded by BodyLimitMiddleware.
+    state.ctct_keys.checked_header(signature, now=time.time())
     receipt = await webhook_flow.receive(
         state.ctct_keys,
         state.ctct,
         state.sessionmaker,
-        signature=request.headers.get(header),
+        signature=signature,
         body=await request.body(),
     )
     response.status_code = 200 if receipt.applied else 202

@@ -4,22 +4,53 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Request
+from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
 
-from app.clients.schemas import ACCOUNT_ID
+from app.clients.schemas import AccountIdPath
+from app.ctct.provision_body import ProvisionBody
 from app.deps import CursorsDep, ProvisionerDep, SessionDep, SettingsDep
-from app.errors import PROBLEM_CONTENT_TYPE
+from app.errors import PROBLEM_CONTENT_TYPE, Responses
+from app.kit.inputs import RowId
 from app.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.provisioning import plans, service, submit_flow
 from app.provisioning.deps import ProvisioningResourcesDep
 from app.provisioning.models import TERMINAL_STATES, ProvisioningRequest, RequestState
-from app.provisioning.schemas import Cancellation, PlanChange, ProvisioningRequestOut
+from app.provisioning.schemas import (
+    Cancellation,
+    CancellationOut,
+    PlanChange,
+    PlanOut,
+    ProvisionedClient,
+    ProvisioningRequestOut,
+)
 
 accounts_router = APIRouter(prefix="/v1/accounts", tags=["provisioning"])
 provisioning_router = APIRouter(prefix="/v1/provisioning", tags=["provisioning"])
 
-AccountId = Annotated[str, Path(pattern=f"^{ACCOUNT_ID.pattern}$")]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="required: one key per account to create (a UUID will do)",
+    ),
+    # Checked by `service.checked_idempotency_key` (a 400 `idempotency-key-invalid`).
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": service.MAX_IDEMPOTENCY_KEY_LENGTH,
+            "pattern": f"^{service.IDEMPOTENCY_KEY.pattern}$",
+            "examples": ["5f0c7a8e-4c1e-4d0b-9a43-3f6b8a1d2e77"],
+        }
+    ),
+]
+_CTCT_CALL_RESPONSES: Responses = {
+    404: {"description": "CTCT has no such account under our partner"},
+    409: {"description": "the account belongs to another partner"},
+    503: {"description": "CTCT could not answer, or our call budget is spent for now"},
+}
 
 
 def _answer(http: Request, request: ProvisioningRequest, *, replayed: bool) -> JSONResponse:
@@ -46,10 +77,16 @@ def _answer(http: Request, request: ProvisioningRequest, *, replayed: bool) -> J
 @accounts_router.post(
     "",
     status_code=201,
+    response_model=ProvisionedClient,
     responses={
-        202: {"description": "stored; CTCT is unavailable and the worker keeps trying"},
-        400: {"description": "every field error, or a missing Idempotency-Key"},
-        409: {"description": "the login name is taken"},
+        201: {"description": "created at CTCT; the client as now stored"},
+        202: {
+            "model": ProvisioningRequestOut,
+            "description": "stored; CTCT is unavailable and the worker keeps trying "
+            "(`Location` is the request to watch)",
+        },
+        400: {"description": "every field error at once, or a missing Idempotency-Key"},
+        409: {"description": "the login name is taken, or the request needs attention or expired"},
         422: {"description": "the Idempotency-Key was used with another body"},
     },
 )
@@ -57,38 +94,44 @@ async def create_account(
     http: Request,
     caller: ProvisionerDep,
     resources: ProvisioningResourcesDep,
-    body: Annotated[Any, Body(description="CTCT's create-account body (`Provision`)")],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    body: Annotated[ProvisionBody, Body(description="CTCT's create-account body (`Provision`)")],
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Provision a CTCT client account, exactly once per Idempotency-Key."""
     submission = await submit_flow.submit(resources, caller, idempotency_key, body)
     return _answer(http, submission.request, replayed=submission.replayed)
 
 
-@accounts_router.get("/{account_id}/plan")
+@accounts_router.get("/{account_id}/plan", response_model=PlanOut, responses=_CTCT_CALL_RESPONSES)
 async def get_plan(
-    _: ProvisionerDep, resources: ProvisioningResourcesDep, account_id: AccountId
+    _: ProvisionerDep, resources: ProvisioningResourcesDep, account_id: AccountIdPath
 ) -> Any:
     """The account's plan and billing status, from CTCT."""
     return await plans.get_plan(resources, account_id)
 
 
-@accounts_router.put("/{account_id}/plan")
+@accounts_router.put(
+    "/{account_id}/plan",
+    response_model=PlanOut,
+    responses={**_CTCT_CALL_RESPONSES, 400: {"description": "invalid, or CTCT refused the plan"}},
+)
 async def set_plan(
     _: ProvisionerDep,
     resources: ProvisioningResourcesDep,
-    account_id: AccountId,
+    account_id: AccountIdPath,
     change: PlanChange,
 ) -> Any:
     """Change the plan; a non-TRIAL plan on a canceled account reactivates it."""
     return await plans.set_plan(resources, account_id, change)
 
 
-@accounts_router.post("/{account_id}/cancel")
+@accounts_router.post(
+    "/{account_id}/cancel", response_model=CancellationOut, responses=_CTCT_CALL_RESPONSES
+)
 async def cancel(
     _: ProvisionerDep,
     resources: ProvisioningResourcesDep,
-    account_id: AccountId,
+    account_id: AccountIdPath,
     cancellation: Annotated[Cancellation | None, Body()] = None,
 ) -> Any:
     """Cancel the account at CTCT."""
@@ -108,21 +151,32 @@ async def list_requests(
     return await service.list_requests(session, cursors, state=state, cursor=cursor, limit=limit)
 
 
-@provisioning_router.get("/{request_id}")
+@provisioning_router.get("/{request_id}", responses={404: {"description": "no such request"}})
 async def get_request(
-    _: ProvisionerDep, session: SessionDep, request_id: Annotated[int, Path(ge=1)]
+    _: ProvisionerDep, session: SessionDep, request_id: RowId
 ) -> ProvisioningRequestOut:
     """A request's state, attempts, last error and result."""
     return ProvisioningRequestOut.of(await service.get(session, request_id))
 
 
-@provisioning_router.post("/{request_id}/retry", status_code=202)
+@provisioning_router.post(
+    "/{request_id}/retry",
+    status_code=202,
+    response_model=ProvisioningRequestOut,
+    responses={
+        404: {"description": "no such request"},
+        409: {
+            "description": "the request is not failed or needs_attention, or its password "
+            "was erased"
+        },
+    },
+)
 async def retry_request(
     http: Request,
     principal: ProvisionerDep,
     session: SessionDep,
     settings: SettingsDep,
-    request_id: Annotated[int, Path(ge=1)],
+    request_id: RowId,
 ) -> JSONResponse:
     """Queue a failed or needs_attention request again (while its password is still held)."""
     request = await service.requeue(

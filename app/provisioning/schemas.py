@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.clients.models import Client
+from app.kit.inputs import InputModel, Int32, ZonedDatetime
 from app.provisioning.models import ProvisioningRequest
 
 
@@ -75,20 +76,87 @@ class ProvisionedClient(BaseModel):
         return cls.model_validate(client)
 
 
-class PlanChange(BaseModel):
+class PlanChange(InputModel):
     """`PUT /v1/accounts/{id}/plan`: a non-TRIAL plan on a canceled account reactivates it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"plan_type": "GOLD", "billing_day_of_month": 1}]}
+    )
 
-    plan_type: str = Field(min_length=1, max_length=32)
-    billing_day_of_month: int | None = Field(default=None, ge=1, le=31)
-    plan_group_id: int | None = None
+    plan_type: str = Field(
+        min_length=1,
+        max_length=32,
+        description="TRIAL, BRONZE, SILVER, GOLD, or an older plan of our plan group",
+    )
+    billing_day_of_month: int | None = Field(
+        default=None, ge=1, le=31, description="used only when leaving TRIAL"
+    )
+    plan_group_id: Int32 | None = Field(default=None, description="absent: the current group")
 
 
-class Cancellation(BaseModel):
-    """`POST /v1/accounts/{id}/cancel`."""
+class Cancellation(InputModel):
+    """`POST /v1/accounts/{id}/cancel` (every field optional; an empty body cancels now)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"effective_date": "2030-01-31T00:00:00Z", "reason_id": 14}]
+        }
+    )
 
-    effective_date: datetime | None = None
-    reason_id: int | None = None
+    effective_date: ZonedDatetime | None = Field(
+        default=None, description="with a UTC offset (`Z` or `+02:00`); absent: now"
+    )
+    reason_id: Int32 | None = Field(
+        default=None, description="CTCT's reason: 1, 2, 3, 11, 12, 14, 21, 27 or 30"
+    )
+
+
+class TierOut(BaseModel):
+    """One billing tier of a plan, as CTCT reports it (`TierObject`)."""
+
+    usage_type: str | None = Field(default=None, examples=["CONTACTS"])
+    current_usage: float | None = None
+    tier: int | None = None
+    tier_min: float | None = None
+    tier_max: float | None = None
+    price: float | None = None
+    currency_code: str | None = Field(default=None, examples=["USD"])
+
+
+class PlanOut(BaseModel):
+    """An account's plan as CTCT reports it (`PlanTiersObject`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "plan_type": "GOLD",
+                    "billing_status": "Open",
+                    "billing_day_of_month": 29,
+                    "current_tiers": [
+                        {
+                            "usage_type": "CONTACTS",
+                            "current_usage": 1.0,
+                            "tier": 1,
+                            "tier_min": 0.0,
+                            "tier_max": 500.0,
+                            "price": 20.0,
+                            "currency_code": "USD",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    plan_type: str | None = Field(description="TRIAL, BRONZE, SILVER, GOLD, or an older plan")
+    billing_status: str | None = Field(description="Trial, Open, Canceled, Trial End, ...")
+    billing_day_of_month: int | None = Field(description="1-31; null during the trial")
+    current_tiers: list[TierOut]
+
+
+class CancellationOut(BaseModel):
+    """The cancellation as CTCT recorded it (`AccountCancellation`)."""
+
+    effective_date: datetime | None = Field(description="when it takes (or took) effect")
+    reason_id: int | None

@@ -6,6 +6,7 @@ Each function takes the caller's session, flushes and never commits. The flows (
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,9 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.service import Principal
-from app.ctct.provision_rules import validate_provision
 from app.db import utcnow
-from app.errors import ValidationFailed
 from app.kit.crypto import PasswordCipher
 from app.kit.pagination import CursorCodec, Page
 from app.provisioning import repository, transitions
@@ -34,6 +33,7 @@ from app.provisioning.schemas import ProvisioningRequestOut
 log = structlog.get_logger(__name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7E]+")
 ORPHAN_GRACE = timedelta(seconds=30)
 
 
@@ -56,16 +56,10 @@ def checked_idempotency_key(value: str | None) -> str:
         raise IdempotencyKeyInvalid(
             f"The Idempotency-Key header is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters."
         )
+    if IDEMPOTENCY_KEY.fullmatch(value) is None:
+        # Header values arrive as Latin-1; only printable ASCII is a key anyone can send again.
+        raise IdempotencyKeyInvalid("The Idempotency-Key header must be printable ASCII.")
     return value
-
-
-def checked_body(body: object) -> dict[str, Any]:
-    """The create body if CTCT would accept it; otherwise every field error at once."""
-    errors = validate_provision(body)
-    if errors:
-        raise ValidationFailed(errors)
-    assert isinstance(body, dict)
-    return body
 
 
 async def submit(

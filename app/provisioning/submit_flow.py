@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from app.auth.service import Principal
+from app.ctct.provision_body import ProvisionBody
 from app.db import utcnow
 from app.provisioning import attempt_flow, service
 from app.provisioning.models import TERMINAL_STATES, ProvisioningRequest, RequestState
@@ -29,11 +30,13 @@ class Submission:
 
 
 async def submit(
-    p: ProvisioningResources, principal: Principal, idempotency_key: str | None, body: object
+    p: ProvisioningResources,
+    principal: Principal,
+    idempotency_key: str | None,
+    body: ProvisionBody,
 ) -> Submission:
-    """Validate, store with its job, then try CTCT once right away."""
+    """Check the key, store the (validated) body with its job, then try CTCT once right away."""
     key = service.checked_idempotency_key(idempotency_key)
-    valid = service.checked_body(body)
     settings = p.settings.provision
     # The worker's first job waits until the API's own attempt is surely over.
     handoff = settings.wait_seconds + p.settings.ctct.timeout_seconds + LEASE_MARGIN_SECONDS
@@ -42,7 +45,7 @@ async def submit(
             session,
             principal=principal,
             idempotency_key=key,
-            body=valid,
+            body=body.to_ctct(),
             cipher=p.cipher,
             max_age=settings.max_age,
             first_job_at=utcnow() + timedelta(seconds=handoff),

@@ -18,6 +18,13 @@ class FaultKind(StrEnum):
     THROTTLE = "throttle"
     QUOTA = "quota"
     SERVER_ERROR = "server_error"
+    # The other error statuses CTCT's contract lists, answered as CTCT words them.
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
 
 class Operation(StrEnum):

@@ -112,7 +112,26 @@ def _rate_limited(verdict: Verdict) -> Response:
     return json_response(errors.error_object(key, message), 429)
 
 
+_STATUS_FAULTS: dict[FaultKind, tuple[int, str, str]] = {
+    FaultKind.BAD_REQUEST: (400, errors.VALIDATION_ERROR_KEY, "The request is not valid."),
+    FaultKind.FORBIDDEN: (403, errors.FORBIDDEN_ERROR_KEY, "Forbidden request."),
+    FaultKind.NOT_FOUND: (404, errors.NOT_FOUND_ERROR_KEY, errors.NOT_FOUND_MESSAGE),
+    FaultKind.METHOD_NOT_ALLOWED: (405, errors.METHOD_NOT_ALLOWED_ERROR_KEY, "Not allowed."),
+    FaultKind.UNSUPPORTED_MEDIA_TYPE: (
+        415,
+        errors.UNSUPPORTED_MEDIA_TYPE_ERROR_KEY,
+        "Unsupported Media Type",
+    ),
+}
+
+
 def _fault_response(kind: FaultKind) -> Response:
+    if kind is FaultKind.UNAUTHORIZED:
+        body = errors.error_object(errors.UNAUTHORIZED_ERROR_KEY, errors.UNAUTHORIZED_MESSAGE)
+        return json_response(body, 401)
+    if kind in _STATUS_FAULTS:
+        status, key, message = _STATUS_FAULTS[kind]
+        return json_response(errors.error_list(key, message), status)
     if kind is FaultKind.THROTTLE:
         return _rate_limited(Verdict.THROTTLED)
     if kind is FaultKind.QUOTA:

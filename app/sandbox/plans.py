@@ -81,7 +81,7 @@ def cancel(account: Account, effective_at: datetime, reason_id: int | None) -> N
 
 
 def plan_tiers(account: Account, now: datetime) -> dict[str, Any]:
-    """The account's plan as a `PlanTiersObject`; a null billing day is left out."""
+    """The account's plan as a `PlanTiersObject`; during a trial the billing day is null."""
     tier = 1 + account.subscriber_count // CONTACTS_PER_TIER
     body: dict[str, Any] = {
         "plan_type": account.plan_type,
@@ -97,10 +97,10 @@ def plan_tiers(account: Account, now: datetime) -> dict[str, Any]:
             }
         ],
         "billing_status": billing_status(account, now),
+        # The contract's example always has it; its description: "for trial accounts, the
+        # value is initially set to null".
+        "billing_day_of_month": account.billing_day_of_month,
     }
-    # The contract types it as an integer, so "null for trials" is written as an absent key.
-    if account.billing_day_of_month is not None:
-        body["billing_day_of_month"] = account.billing_day_of_month
     return body
 
 

@@ -2,14 +2,16 @@
 
 Every delivery is a Standard Webhooks POST (`webhook-id`, `webhook-timestamp`,
 `webhook-signature` signed with the subscriber's secret) whose JSON body is
-`{"type", "timestamp", "data"}`; `data` differs by type, as below.
+`{"type", "timestamp", "data"}`; `data` differs by type, as below. This is the one description
+of them: `app.openapi` only makes the rest of the document as precise.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
 from pydantic import BaseModel, Field
 
 
@@ -77,60 +79,134 @@ class DeliveryFailing(BaseModel):
 
 
 class _Envelope(BaseModel):
-    type: str
-    timestamp: datetime
+    timestamp: datetime = Field(description="when the change happened (UTC)")
 
 
 class StatusChangedEvent(_Envelope):
+    type: Literal["client.status_changed"]
     data: StatusChanged
 
 
 class ProvisioningFinishedEvent(_Envelope):
+    type: Literal["provisioning.finished"]
     data: ProvisioningFinished
 
 
 class DemotionsHeldEvent(_Envelope):
+    type: Literal["audit.demotions_held"]
     data: DemotionsHeld
 
 
 class NeedsAttentionEvent(_Envelope):
+    type: Literal["provisioning.needs_attention"]
     data: NeedsAttention
 
 
 class QuotaLowEvent(_Envelope):
+    type: Literal["ctct.quota_low"]
     data: QuotaLow
 
 
 class DeliveryFailingEvent(_Envelope):
+    type: Literal["webhook.delivery_failing"]
     data: DeliveryFailing
+
+
+_SIGNED = (
+    "Signed per Standard Webhooks with the subscriber's secret: check `webhook-signature` over "
+    "`webhook-id`, `webhook-timestamp` and the raw body. `webhook-id` is the same for every "
+    "retry and redelivery: deduplicate by it."
+)
+_ACKNOWLEDGE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "any 2xx acknowledges; anything else is retried"}
+}
+WebhookId = Annotated[
+    str, Header(alias="webhook-id", max_length=64, description="the event id, e.g. msg_...")
+]
+WebhookTimestamp = Annotated[
+    int, Header(alias="webhook-timestamp", description="unix seconds of this attempt")
+]
+WebhookSignature = Annotated[
+    str,
+    Header(
+        alias="webhook-signature",
+        max_length=1024,
+        description="`v1,<base64 HMAC-SHA256>`, space-separated when two secrets sign",
+    ),
+]
 
 
 def document_events(app: FastAPI) -> None:
     """Add every event type to `app.webhooks` (the OpenAPI document's `webhooks`)."""
+    event = app.webhooks.post
 
-    @app.webhooks.post("client.status_changed", summary="A client's status changed")
-    def status_changed(body: StatusChangedEvent) -> None:
-        """Every status change, with whether the account may use the integration now."""
-
-    @app.webhooks.post("provisioning.finished", summary="A provisioning request ended")
-    def provisioning_finished(body: ProvisioningFinishedEvent) -> None:
-        """A create call reached its end: succeeded, failed or needs_attention."""
-
-    @app.webhooks.post("audit.demotions_held", summary="An audit holds demotions for a person")
-    def demotions_held(body: DemotionsHeldEvent) -> None:
-        """More than AUDIT_MAX_DEMOTION_RATIO of approved clients would be demoted."""
-
-    @app.webhooks.post(
-        "provisioning.needs_attention", summary="A provisioning request needs a person"
+    @event(
+        "client.status_changed",
+        summary="A client's status changed",
+        **_doc("Every status change, with whether the account may use the integration now."),
     )
-    def needs_attention(body: NeedsAttentionEvent) -> None:
-        """Only a person can tell whether the account exists; check, then retry."""
+    def status_changed(
+        body: StatusChangedEvent, id_: WebhookId, at: WebhookTimestamp, sig: WebhookSignature
+    ) -> None:
+        pass
 
-    @app.webhooks.post("ctct.quota_low", summary="Today's CTCT calls run low")
-    def quota_low(body: QuotaLowEvent) -> None:
-        """Sent once per UTC day when CTCT_QUOTA_LOW_THRESHOLD or fewer calls are left."""
+    @event(
+        "provisioning.finished",
+        summary="A provisioning request ended",
+        **_doc("A create call reached its end: succeeded, failed or needs_attention."),
+    )
+    def provisioning_finished(
+        body: ProvisioningFinishedEvent,
+        id_: WebhookId,
+        at: WebhookTimestamp,
+        sig: WebhookSignature,
+    ) -> None:
+        pass
 
-    @app.webhooks.post("webhook.delivery_failing", summary="A subscriber's deliveries fail")
-    def delivery_failing(body: DeliveryFailingEvent) -> None:
-        """Sent once when WEBHOOK_FAILING_AFTER deliveries in a row failed, again only after a
-        delivery succeeded in between."""
+    @event(
+        "audit.demotions_held",
+        summary="An audit holds demotions for a person",
+        **_doc("More than AUDIT_MAX_DEMOTION_RATIO of approved clients would be demoted."),
+    )
+    def demotions_held(
+        body: DemotionsHeldEvent, id_: WebhookId, at: WebhookTimestamp, sig: WebhookSignature
+    ) -> None:
+        pass
+
+    @event(
+        "provisioning.needs_attention",
+        summary="A provisioning request needs a person",
+        **_doc("Only a person can tell whether the account exists; check, then retry."),
+    )
+    def needs_attention(
+        body: NeedsAttentionEvent, id_: WebhookId, at: WebhookTimestamp, sig: WebhookSignature
+    ) -> None:
+        pass
+
+    @event(
+        "ctct.quota_low",
+        summary="Today's CTCT calls run low",
+        **_doc("Sent once per UTC day when CTCT_QUOTA_LOW_THRESHOLD or fewer calls are left."),
+    )
+    def quota_low(
+        body: QuotaLowEvent, id_: WebhookId, at: WebhookTimestamp, sig: WebhookSignature
+    ) -> None:
+        pass
+
+    @event(
+        "webhook.delivery_failing",
+        summary="A subscriber's deliveries fail",
+        **_doc(
+            "Sent once when WEBHOOK_FAILING_AFTER deliveries in a row failed, again only after "
+            "a delivery succeeded in between."
+        ),
+    )
+    def delivery_failing(
+        body: DeliveryFailingEvent, id_: WebhookId, at: WebhookTimestamp, sig: WebhookSignature
+    ) -> None:
+        pass
+
+
+def _doc(what: str) -> dict[str, Any]:
+    """An event's description (what, then how it is signed) and its acknowledgement."""
+    return {"description": f"{what}\n\n{_SIGNED}", "responses": _ACKNOWLEDGE}

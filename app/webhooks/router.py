@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.deps import CursorsDep, DeciderDep, ReaderDep, SessionDep
+from app.kit.inputs import RowId
 from app.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.webhooks import service
 from app.webhooks.models import DeliveryState, EventType
@@ -36,9 +37,10 @@ async def list_deliveries(
     status_code=202,
     response_model=WebhookDeliveryOut,
     summary="Send a delivery again (same webhook-id)",
+    responses={404: {"description": "no such delivery"}},
 )
 async def redeliver(
-    delivery_id: int, principal: DeciderDep, session: SessionDep
+    delivery_id: RowId, principal: DeciderDep, session: SessionDep
 ) -> WebhookDeliveryOut:
     delivery = await service.redeliver(session, delivery_id, by=principal.name)
     return WebhookDeliveryOut.model_validate(delivery)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from app.kit.inputs import InputModel
 from app.webhooks.models import EVERY_EVENT_TYPE, EventType
 
 
@@ -59,15 +60,31 @@ class SubscriberWithSecret(SubscriberOut):
     secret: str = Field(description="the Standard Webhooks secret: shown this once only")
 
 
-class NewSubscriber(BaseModel):
+_EVENT_TYPE_NAMES = [event_type.value for event_type in EventType] + [EVERY_EVENT_TYPE]
+EventTypeName = Annotated[str, WithJsonSchema({"type": "string", "enum": _EVENT_TYPE_NAMES})]
+
+
+class NewSubscriber(InputModel):
     """Who receives which events."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "pager", "url": "https://hooks.example.com/pg", "event_types": ["*"]}
+            ]
+        }
+    )
 
-    name: str = Field(description="unique among live subscribers; letters, digits, . _ : @ / -")
+    # The rule is `_name`'s (one message); the schema says the same for clients and fuzzers.
+    name: str = Field(
+        description="unique among live subscribers; letters, digits, . _ : @ / -",
+        json_schema_extra={"pattern": f"^{_NAME.pattern}$", "minLength": 1, "maxLength": 200},
+    )
     url: str = Field(max_length=URL_MAX, description="an http(s) URL events are POSTed to")
-    event_types: list[str] = Field(
-        min_length=1, description="event types to receive, or `*` for every type"
+    event_types: list[EventTypeName] = Field(
+        min_length=1,
+        max_length=len(_EVENT_TYPE_NAMES),
+        description="event types to receive, or `*` for every type",
     )
 
     @field_validator("name")

@@ -5,12 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app.deps import CursorsDep, DeciderDep, SessionDep, StateDep
+from app.errors import Responses
+from app.kit.inputs import RowId
 from app.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.webhooks import subscribers
 from app.webhooks.models import SubscriberSource
 from app.webhooks.schemas import NewSubscriber, SubscriberOut, SubscriberWithSecret
 
 router = APIRouter(prefix="/v1/webhook-subscribers", tags=["webhooks"])
+_NONE: Responses = {404: {"description": "no such live subscriber"}}
 
 
 def _with_secret(created: subscribers.WithSecret) -> SubscriberWithSecret:
@@ -35,6 +38,7 @@ async def list_subscribers(
     status_code=201,
     response_model=SubscriberWithSecret,
     summary="Add a subscriber; its secret is in this response only",
+    responses={409: {"description": "a live subscriber already has this name or URL"}},
 )
 async def add_subscriber(
     body: NewSubscriber, principal: DeciderDep, session: SessionDep, state: StateDep
@@ -51,8 +55,10 @@ async def add_subscriber(
     return _with_secret(created)
 
 
-@router.get("/{subscriber_id}", response_model=SubscriberOut, summary="One subscriber")
-async def get_subscriber(subscriber_id: int, _: DeciderDep, session: SessionDep) -> SubscriberOut:
+@router.get(
+    "/{subscriber_id}", response_model=SubscriberOut, summary="One subscriber", responses=_NONE
+)
+async def get_subscriber(subscriber_id: RowId, _: DeciderDep, session: SessionDep) -> SubscriberOut:
     return SubscriberOut.model_validate(await subscribers.get(session, subscriber_id))
 
 
@@ -61,8 +67,11 @@ async def get_subscriber(subscriber_id: int, _: DeciderDep, session: SessionDep)
     status_code=204,
     response_class=Response,
     summary="Remove a subscriber; its pending deliveries fail",
+    responses=_NONE,
 )
-async def remove_subscriber(subscriber_id: int, principal: DeciderDep, session: SessionDep) -> None:
+async def remove_subscriber(
+    subscriber_id: RowId, principal: DeciderDep, session: SessionDep
+) -> None:
     await subscribers.remove(session, subscriber_id, by=principal.name)
 
 
@@ -70,9 +79,10 @@ async def remove_subscriber(subscriber_id: int, principal: DeciderDep, session: 
     "/{subscriber_id}/secret",
     response_model=SubscriberWithSecret,
     summary="Rotate a subscriber's secret; the old one also signs for the grace period",
+    responses=_NONE,
 )
 async def rotate_secret(
-    subscriber_id: int, principal: DeciderDep, session: SessionDep, state: StateDep
+    subscriber_id: RowId, principal: DeciderDep, session: SessionDep, state: StateDep
 ) -> SubscriberWithSecret:
     rotated = await subscribers.rotate(
         session,

@@ -37,7 +37,7 @@ async def test_the_access_check_is_documented_in_openapi(client: httpx.AsyncClie
     spec = (await client.get("/openapi.json")).json()
 
     operation = spec["paths"][ACCESS_PATH]["get"]
-    assert operation["security"] == [{"HTTPBearer": []}]
+    assert operation["security"] == [{"HTTPBearer": ["access:check"]}]
     assert {p["name"] for p in operation["parameters"]} == {"encoded_account_id", "consistency"}
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("/AccessDecision")

@@ -507,3 +507,16 @@ async def test_the_request_hook_sees_every_attempt_including_retries_and_the_tok
     assert len(pages) == 3
     assert sent == ["/oauth2/token"] + ["/v3/partner/accounts"] * 4
     assert [c.status for c in sandbox.calls.calls("/v3/partner/accounts")] == [503, 200, 200, 200]
+
+
+@pytest.mark.parametrize("token", ["é-token", "two words", "", "tok\x00en"])
+async def test_a_user_token_that_is_no_bearer_token_is_refused_before_the_budget(
+    make_harness: HarnessFactory, token: str
+) -> None:
+    h = make_harness()
+
+    with pytest.raises(CtctAuthError):
+        await h.client.account_summary(token)
+
+    assert h.calls() == []
+    assert (await h.budget.snapshot()).used == 0

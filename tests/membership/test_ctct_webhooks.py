@@ -486,3 +486,84 @@ async def test_without_a_jwks_url_every_webhook_is_refused_with_503(
             reply = await http.post("/v1/ctct/webhooks", content=body, headers={HEADER: signature})
     assert reply.status_code == 503
     assert reply.json()["type"].endswith("/ctct-webhooks-not-configured")
+
+
+def _without_kid(sandbox: SandboxState, body: bytes) -> str:
+    """CTCT's signature as NOTES promises it: no `kid` (only RS256, `ts`, `b64`, `crit`)."""
+    header = _genuine_header(sandbox)
+    del header["kid"]
+    return _sign_with(webhooks.signer_for(sandbox).current, header, body)
+
+
+async def test_a_jws_without_kid_is_verified_against_the_only_published_key(
+    receiver: httpx.AsyncClient,
+    sandbox: SandboxState,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    account = sandbox.seed_account(partner="ours", billing_status="Open")
+    await known_client(sessionmaker, account.encoded_account_id)
+    body = webhooks.notification(SANDBOX, account.encoded_account_id, "k", 3)
+    assert len(webhooks.signer_for(sandbox).jwks()["keys"]) == 1
+
+    reply = await receiver.post(
+        "/v1/ctct/webhooks",
+        content=body,
+        headers={"content-type": "application/json", HEADER: _without_kid(sandbox, body)},
+    )
+
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["billing_status"] == "Canceled"
+
+
+async def test_a_jws_without_kid_signed_by_another_key_is_401(
+    receiver: httpx.AsyncClient, sandbox: SandboxState
+) -> None:
+    account = sandbox.seed_account(partner="ours", billing_status="Open")
+    body = webhooks.notification(SANDBOX, account.encoded_account_id, "k", 3)
+    header = _genuine_header(sandbox)
+    del header["kid"]
+    forged = _sign_with(RSAKey.generate_key(2048), header, body)
+
+    reply = await receiver.post("/v1/ctct/webhooks", content=body, headers={HEADER: forged})
+
+    assert reply.status_code == 401, reply.text
+
+
+async def test_a_jws_without_kid_is_refused_while_several_keys_are_published(
+    receiver: httpx.AsyncClient, sandbox: SandboxState
+) -> None:
+    signer = webhooks.signer_for(sandbox)
+    signer.rotate()
+    account = sandbox.seed_account(partner="ours", billing_status="Open")
+    body = webhooks.notification(SANDBOX, account.encoded_account_id, "k", 3)
+
+    reply = await receiver.post(
+        "/v1/ctct/webhooks", content=body, headers={HEADER: _without_kid(sandbox, body)}
+    )
+
+    assert reply.status_code == 401, reply.text
+    assert "kid" in reply.json()["detail"]
+
+
+class _UnreadBody:
+    """A streamed body that records whether anything pulled it."""
+
+    def __init__(self) -> None:
+        self.pulled = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.pulled += 1
+        yield b'{"url": "x", "event_type": "tier.increase"}'
+
+
+@pytest.mark.parametrize("kind", ["missing_header", "stale_ts", "garbage", "alg_none"])
+async def test_an_unsigned_or_stale_webhook_is_refused_before_its_body_is_read(
+    kind: str, receiver: httpx.AsyncClient, sandbox: SandboxState
+) -> None:
+    headers, _ = forge(kind, sandbox, b"{}")
+    body = _UnreadBody()
+
+    reply = await receiver.post("/v1/ctct/webhooks", content=body, headers=headers)
+
+    assert reply.status_code == 401, reply.text
+    assert body.pulled == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from sqlalchemy import text
@@ -138,3 +140,37 @@ async def test_a_forced_probe_of_an_unknown_client_is_404(
 ) -> None:
     response = await sandboxed_client.post("/v1/clients/nobody/probe", headers=decider)
     assert_problem(response, 404)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("\x84\x00é\x86t", id="non-ascii-and-nul"),
+        pytest.param("abc def", id="space"),
+        pytest.param("t" * 8193, id="too-long"),
+        pytest.param("\ud800", id="lone-surrogate"),
+    ],
+)
+async def test_an_access_token_that_cannot_be_a_header_is_400_before_any_budget_is_spent(
+    sandboxed_client: httpx.AsyncClient,
+    registrar: Headers,
+    sandbox: SandboxState,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    token: str,
+) -> None:
+    # Issue 12: httpx could not encode such a token as a header: a 500, after a budget unit.
+    account = sandbox.seed_account(partner="ours")
+
+    body = {"encoded_account_id": account.encoded_account_id, "access_token": token}
+
+    response = await sandboxed_client.post(
+        "/v1/clients",
+        content=json.dumps(body).encode(),  # ASCII-escaped, so a lone surrogate can be sent
+        headers={**registrar, "content-type": "application/json"},
+    )
+
+    assert_problem(response, 400, "access_token")
+    assert sandbox.calls.calls("/v3") == []
+    async with sessionmaker() as session:
+        spent = await session.execute(text("SELECT coalesce(sum(quota_used), 0) FROM ctct_budget"))
+        assert spent.scalar_one() == 0

@@ -547,7 +547,7 @@ async def test_a_new_account_is_on_trial_without_a_billing_day(
     validate_response(PLAN_TEMPLATE, "get", 200, body)
     assert body["plan_type"] == "TRIAL"
     assert body["billing_status"] == "Trial"
-    assert "billing_day_of_month" not in body
+    assert body["billing_day_of_month"] is None
     assert body["current_tiers"][0]["tier"] == 2
     assert body["current_tiers"][0]["current_usage"] == 730.0
 
