@@ -1,10 +1,11 @@
 """The upstream call budget shared by every process and replica through Postgres (DESIGN §5).
 
-Per CTCT API key: calls paced evenly (GCRA, no burst), at most `daily_quota` a UTC day with a
-reserve only interactive work may spend, and a penalty after a 429 that holds back every
-process. Each attempt is one short row-locked transaction; a caller that must wait commits
-first, sleeps outside it, and gets `CtctBudgetTimeout` instead of waiting past its `max_wait`.
-docs/ctct.md ("The call budget") explains each rule and why.
+Per CTCT API key: calls paced evenly (GCRA, no burst; the slot arithmetic is
+`app.ctct.pacing`), at most `daily_quota` a UTC day with a reserve only interactive work may
+spend, and a penalty after a 429 that holds back every process. Each attempt is one short
+row-locked transaction; a caller that must wait commits first, sleeps outside it, and gets
+`CtctBudgetTimeout` instead of waiting past its `max_wait`. docs/ctct.md ("The call budget")
+explains each rule and why.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.ctct import pacing
 from app.ctct.budget_terms import BudgetSnapshot, Priority, key_fingerprint, next_utc_midnight
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.models import CtctBudget
@@ -34,7 +37,6 @@ log = structlog.get_logger(__name__)
 
 # A call sent later than this after its slot moves the slot to when it really went.
 LATE_TOLERANCE_SECONDS = 0.003
-MAX_SLOT_MOVES = 3
 DEFAULT_MAX_WAIT_SECONDS = 30.0
 MAX_WAKE_JITTER_SECONDS = 0.005
 
@@ -87,6 +89,7 @@ class CallBudget:
             notify=on_quota_low,
         )
         self._queued = 0  # callers of this process waiting for the turn
+        self._moves: set[asyncio.Task[datetime | None]] = set()
 
     @property
     def interval_seconds(self) -> float:
@@ -140,13 +143,10 @@ class CallBudget:
                 # Holding this process's turn until the slot: one reservation per process ahead.
                 if wait.seconds > 0:
                     await self._sleep(wait.seconds)
-                slot = wait.slot
                 # Late, also for a slot granted "now" (a busy event loop may resume us late).
-                for _ in range(MAX_SLOT_MOVES):
-                    if (self._clock() - slot).total_seconds() <= self._late_tolerance:
-                        break
-                    slot = await self._move_slot(slot)
-                return slot
+                if (self._clock() - wait.slot).total_seconds() > self._late_tolerance:
+                    return await self._move_slot(wait.slot)
+                return wait.slot
             if waited + wait.seconds > limit:
                 log.info(
                     "ctct.budget.wait_refused",
@@ -163,17 +163,27 @@ class CallBudget:
             await self._sleep(wait.seconds)
             waited += wait.seconds
 
-    async def note_sent(self, slot: datetime) -> datetime:
-        """The call granted `slot` is on the wire now: if that is late, move the slot (a busy
-        process can take long from the grant to the socket), so the slots reserved after this
-        count from when it went."""
-        if (self._clock() - slot).total_seconds() <= self._late_tolerance:
-            return slot
-        return await self._move_slot(slot)
+    def note_sent(self, slot: datetime) -> asyncio.Task[datetime | None] | None:
+        """The call granted `slot` is on the wire now: if late (a busy process can take long
+        from the grant to the socket), move the slot in the background so the slots reserved
+        after it count from when it went; the call's answer need not wait for that."""
+        went = self._clock()
+        if (went - slot).total_seconds() <= self._late_tolerance:
+            return None
+        task = asyncio.create_task(self._move_quietly(slot, went), name="ctct-budget-move")
+        self._moves.add(task)
+        task.add_done_callback(self._moves.discard)
+        return task
 
-    async def _move_slot(self, slot: datetime) -> datetime:
-        """Woken late for `slot`: record when the call really goes, so the next slots (and the
-        window guard) count from there rather than from a time it did not go at."""
+    async def _move_quietly(self, slot: datetime, went: datetime) -> datetime | None:
+        try:
+            return await self._move_slot(slot, went)
+        except (SQLAlchemyError, OSError) as exc:  # the window guard still holds the planned slot
+            log.warning("ctct.budget.move_failed", error_type=type(exc).__name__)
+            return None
+
+    async def _move_slot(self, slot: datetime, went: datetime | None = None) -> datetime:
+        """Record when the call granted `slot` really went (or goes now)."""
         CTCT_RATE_LIMIT_WAITS.labels(reason="late_slot").inc()
         async with self._engine.begin() as conn:
             recent = await conn.scalar(
@@ -181,12 +191,14 @@ class CallBudget:
                 .where(_table.c.key_fingerprint == self._fingerprint)
                 .with_for_update()
             )
-            now = self._clock()
-            moved = sorted([*(t for t in recent or [] if t != slot), now])[-self._per_window :]
+            now = went or self._clock()
             await conn.execute(
                 update(_table)
                 .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(recent_granted_at=moved, updated_at=now)
+                .values(
+                    recent_granted_at=pacing.moved(recent or [], slot, now, self._per_window),
+                    updated_at=now,
+                )
             )
         log.info("ctct.budget.slot_moved", late_ms=round((now - slot).total_seconds() * 1000, 1))
         return now
@@ -328,7 +340,13 @@ class CallBudget:
                 seconds = (row.penalty_ends_at - now).total_seconds()
                 return _Wait(seconds + self._jitter(seconds), "penalty")
             recent = sorted(t for t in row.recent_granted_at if t > now - self._window)
-            slot = self._next_slot(now, recent)
+            slot = pacing.next_slot(
+                now,
+                recent,
+                interval=self._interval,
+                per_window=self._per_window,
+                even=self._queued > 0,
+            )
             seconds = (slot - now).total_seconds()
             if seconds > time_left:
                 return _Wait(seconds, "window")  # not reserved: the caller refuses at once
@@ -356,17 +374,6 @@ class CallBudget:
             CTCT_RATE_LIMIT_WAITS.labels(reason="pacing").inc()
         # Sleep until the slot by the clock as it is after the commit, not as it was before.
         return _Wait(max(0.0, (slot - self._clock()).total_seconds()), "pacing", slot=slot)
-
-    def _next_slot(self, now: datetime, recent: list[datetime]) -> datetime:
-        """The earliest slot, never before the last one taken: never R+1 slots within R
-        intervals (CTCT's window with our margin); while other callers of this process queue,
-        never k+1 within k intervals for any k (even pacing). A caller alone in its process (a
-        sequential reader whose last answer came late) thus takes missed slots at once."""
-        slot = max(now, recent[-1]) if recent else now
-        first_k = 1 if self._queued else self._per_window
-        for k in range(first_k, min(len(recent), self._per_window) + 1):
-            slot = max(slot, recent[-k] + self._interval * k)
-        return slot
 
     def _jitter(self, seconds: float) -> float:
         # Waiters woken at the same instant would all queue on the row lock at once.

@@ -231,7 +231,7 @@ class CallSender:
 
         async def trace(event: str, _info: dict[str, object]) -> None:
             if event == "http11.send_request_body.complete":
-                await budget.note_sent(slot)
+                budget.note_sent(slot)
 
         return {"trace": trace}
 
