@@ -58,6 +58,8 @@ class CtctCall:
     params: Mapping[str, str] | None = None
     json: object | None = None
     encoded_account_id: str | None = None
+    # Values the call sends that CTCT may echo and we must never keep (a client's password).
+    secrets: tuple[str, ...] = ()
 
 
 class CallSender:
@@ -170,6 +172,7 @@ class CallSender:
             response.content,
             operation=call.operation,
             encoded_account_id=call.encoded_account_id,
+            secrets=call.secrets,
         )
 
     async def _send(

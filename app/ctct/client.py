@@ -113,7 +113,14 @@ class CtctClient:
         self, body: Mapping[str, object], *, max_wait: float | None = None
     ) -> ProvisionResult:
         """`POST /partner/accounts`, sent once: a 503, 429 or timeout is raised, never retried."""
-        call = CtctCall("create_account", "POST", self._url("/partner/accounts"), json=body)
+        password = body.get("password")
+        call = CtctCall(
+            "create_account",
+            "POST",
+            self._url("/partner/accounts"),
+            json=body,
+            secrets=(password,) if isinstance(password, str) else (),
+        )
         response = await self._sender.send(
             call, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
         )

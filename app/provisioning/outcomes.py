@@ -28,6 +28,7 @@ from app.ctct.errors import (
     CtctUnavailable,
     CtctValidationError,
     ErrorDetail,
+    redact,
 )
 from app.ctct.provision_rules import PROVISION_FIELDS
 from app.db import utcnow
@@ -42,8 +43,6 @@ from app.provisioning.errors import (
 )
 from app.provisioning.models import RequestState
 from app.settings import ProvisionSettings
-
-REDACTED = "[redacted]"
 
 EndingProblem = LoginNameTaken | CtctRejectedBody | ProvisioningNeedsAttention | ProvisioningExpired
 
@@ -196,9 +195,7 @@ def next_attempt_at(
 
 def scrub(text: str, password: str | None) -> str:
     """CTCT's messages echo what we sent; a password in one never gets stored or shown."""
-    if password:
-        return text.replace(password, REDACTED)
-    return text
+    return redact(text, (password,)) if password else text
 
 
 def _field_error(detail: ErrorDetail, password: str | None) -> FieldError:
