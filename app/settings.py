@@ -66,6 +66,8 @@ class CtctSettings(BaseModel):
     pacing_slack: float = Field(default=0.015, ge=0, le=1)
     daily_quota: int = Field(default=10_000, gt=0)
     interactive_reserve: int = Field(default=1_000, ge=0)
+    # Calls per day the audit (background) may not spend, kept for retries and reconciliation.
+    retry_reserve: int = Field(default=1_000, ge=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     read_retries: int = Field(default=3, ge=0)
     # `ctct.quota_low` is sent (once per UTC day) when this few calls are left today; 0: never.

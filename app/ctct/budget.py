@@ -1,8 +1,10 @@
 """The upstream call budget shared by every process and replica through Postgres (DESIGN §5).
 
 Per CTCT API key: calls paced evenly (GCRA, no burst; the slot arithmetic is
-`app.ctct.pacing`), at most `daily_quota` a UTC day with a reserve only interactive work may
-spend, and a penalty after a 429 that holds back every process. Each attempt is one short
+`app.ctct.pacing`), at most `daily_quota` a UTC day shared by priority, and a penalty after a
+429 that holds back every process. Who may spend what, and who goes first, is
+`app.ctct.priorities`: a higher priority that waits announces it in the row and lower ones stand
+back; within a process each priority queues for its own turn. Each attempt is one short
 row-locked transaction; a caller that must wait commits first, sleeps outside it, and gets
 `CtctBudgetTimeout` instead of waiting past its `max_wait`. docs/ctct.md ("The call budget")
 explains each rule and why.
@@ -17,6 +19,7 @@ import time as time_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import Table, func, select, update
@@ -24,10 +27,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.ctct import pacing
-from app.ctct.budget_terms import BudgetSnapshot, Priority, key_fingerprint, next_utc_midnight
+from app.ctct import pacing, priorities
+from app.ctct.budget_terms import BudgetSnapshot, key_fingerprint, next_utc_midnight
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.models import CtctBudget
+from app.ctct.priorities import Priority
 from app.ctct.quota_alert import QuotaAlert, QuotaLowHook
 from app.db import utcnow
 from app.kit.metrics import CTCT_QUOTA_LEFT, CTCT_RATE_LIMIT_WAITS
@@ -76,13 +80,15 @@ class CallBudget:
         self._window = self._interval * self._per_window
         self._late_tolerance = late_tolerance
         self._daily_quota = settings.daily_quota
-        self._reserve = min(settings.interactive_reserve, settings.daily_quota)
+        self._limits = priorities.daily_limits(settings)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._default_max_wait = default_max_wait
         self._row_ready = False
-        self._turn = asyncio.Lock()
+        # One poller per priority per process, so a waiting lower priority never holds up a
+        # higher one.
+        self._turns = {priority: asyncio.Lock() for priority in Priority}
         self._quota_alert = QuotaAlert(
             daily_quota=settings.daily_quota,
             threshold=settings.quota_low_threshold,
@@ -109,26 +115,28 @@ class CallBudget:
         Returns the slot granted: pass it to `note_sent` once the call is on the wire."""
         limit = self._default_max_wait if max_wait is None else max_wait
         started = time_module.monotonic()
+        turn = self._turns[priority]
         self._queued += 1
         try:
-            await self._take_turn(limit)
+            await self._take_turn(turn, limit)
         finally:
             self._queued -= 1
         try:
             return await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
         finally:
-            self._turn.release()
+            turn.release()
 
-    async def _take_turn(self, limit: float) -> None:
-        # One caller per process polls the shared row at a time; the rest queue here in order.
-        # Without this, hundreds of waiters hammer the row lock and the event loop lags, and a
-        # call granted in time reaches CTCT late enough to break CTCT's own one-second window.
-        if not self._turn.locked():
-            await self._turn.acquire()
+    async def _take_turn(self, turn: asyncio.Lock, limit: float) -> None:
+        # One caller per process and priority polls the shared row at a time; the rest queue
+        # here in order. Without this, hundreds of waiters hammer the row lock and the event
+        # loop lags, and a call granted in time reaches CTCT late enough to break CTCT's own
+        # one-second window.
+        if not turn.locked():
+            await turn.acquire()
             return
         try:
             async with asyncio.timeout(limit):
-                await self._turn.acquire()
+                await turn.acquire()
         except TimeoutError:
             raise CtctBudgetTimeout(
                 f"other calls of this process hold the CTCT budget beyond this call's "
@@ -192,13 +200,10 @@ class CallBudget:
                 .with_for_update()
             )
             now = went or self._clock()
-            await conn.execute(
-                update(_table)
-                .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(
-                    recent_granted_at=pacing.moved(recent or [], slot, now, self._per_window),
-                    updated_at=now,
-                )
+            await self._update_row(
+                conn,
+                recent_granted_at=pacing.moved(recent or [], slot, now, self._per_window),
+                updated_at=now,
             )
         log.info("ctct.budget.slot_moved", late_ms=round((now - slot).total_seconds() * 1000, 1))
         return now
@@ -208,15 +213,8 @@ class CallBudget:
         until = self._clock() + timedelta(seconds=max(0.0, seconds))
         async with self._engine.begin() as conn:
             await self._ensure_row(conn)
-            await conn.execute(
-                update(_table)
-                .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(
-                    penalty_ends_at=func.greatest(
-                        func.coalesce(_table.c.penalty_ends_at, until), until
-                    ),
-                    updated_at=self._clock(),
-                )
+            await self._update_row(
+                conn, penalty_ends_at=_later("penalty_ends_at", until), updated_at=self._clock()
             )
         log.info("ctct.budget.penalized", seconds=round(seconds, 3))
 
@@ -233,14 +231,11 @@ class CallBudget:
                 )
                 .with_for_update()
             )
-            await conn.execute(
-                update(_table)
-                .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(
-                    quota_day=now.date(),
-                    quota_used=max(used or 0, self._daily_quota),
-                    updated_at=now,
-                )
+            await self._update_row(
+                conn,
+                quota_day=now.date(),
+                quota_used=max(used or 0, self._daily_quota),
+                updated_at=now,
             )
             if self._quota_alert.due(now.date(), self._daily_quota):
                 await self._quota_alert.record(
@@ -275,19 +270,20 @@ class CallBudget:
             remaining_interactive=max(0, self._limit(Priority.INTERACTIVE) - used),
             remaining_background=max(0, self._limit(Priority.BACKGROUND) - used),
             penalty_ends_at=penalty if penalty is not None and penalty > now else None,
+            remaining_retry=max(0, self._limit(Priority.RETRY) - used),
         )
 
     async def remaining_today(self, priority: Priority = Priority.INTERACTIVE) -> int:
         """Calls `priority` may still make today (UTC)."""
         snap = await self.snapshot()
-        if priority is Priority.INTERACTIVE:
-            return snap.remaining_interactive
-        return snap.remaining_background
+        return {
+            Priority.INTERACTIVE: snap.remaining_interactive,
+            Priority.RETRY: snap.remaining_retry,
+            Priority.BACKGROUND: snap.remaining_background,
+        }[priority]
 
     def _limit(self, priority: Priority) -> int:
-        if priority is Priority.INTERACTIVE:
-            return self._daily_quota
-        return self._daily_quota - self._reserve
+        return self._limits[priority]
 
     async def _ensure_row(self, conn: AsyncConnection) -> None:
         if self._row_ready:
@@ -309,6 +305,7 @@ class CallBudget:
                         _table.c.quota_day,
                         _table.c.quota_used,
                         _table.c.penalty_ends_at,
+                        *(_table.c[column] for column in priorities.WAITING_COLUMNS.values()),
                     )
                     .where(_table.c.key_fingerprint == self._fingerprint)
                     .with_for_update()
@@ -336,6 +333,9 @@ class CallBudget:
                     resets_at=resets_at,
                     priority=priority.value,
                 )
+            standing_back = priorities.stand_back_seconds(row, priority, now)
+            if standing_back is not None:
+                return _Wait(standing_back + self._jitter(standing_back), "priority")
             if row.penalty_ends_at is not None and row.penalty_ends_at > now:
                 seconds = (row.penalty_ends_at - now).total_seconds()
                 return _Wait(seconds + self._jitter(seconds), "penalty")
@@ -350,16 +350,21 @@ class CallBudget:
             seconds = (slot - now).total_seconds()
             if seconds > time_left:
                 return _Wait(seconds, "window")  # not reserved: the caller refuses at once
+            announce = self._announcement(priority, slot) if seconds > 0 else {}
+            if seconds > priorities.RESERVE_AHEAD_SECONDS and priorities.may_be_overtaken(priority):
+                # A higher priority may yet ask for this slot: wait for it unreserved, ask again.
+                if announce:
+                    await self._update_row(conn, **announce)
+                ahead = seconds - priorities.RESERVE_AHEAD_SECONDS
+                return _Wait(ahead + self._jitter(ahead), "pacing")
             recent = [*recent, slot][-self._per_window :]
-            await conn.execute(
-                update(_table)
-                .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(
-                    recent_granted_at=recent,
-                    quota_day=today,
-                    quota_used=used + 1,
-                    updated_at=now,
-                )
+            await self._update_row(
+                conn,
+                recent_granted_at=recent,
+                quota_day=today,
+                quota_used=used + 1,
+                updated_at=now,
+                **announce,
             )
             if self._quota_alert.due(today, used + 1):
                 await self._quota_alert.record(
@@ -375,6 +380,22 @@ class CallBudget:
         # Sleep until the slot by the clock as it is after the commit, not as it was before.
         return _Wait(max(0.0, (slot - self._clock()).total_seconds()), "pacing", slot=slot)
 
+    @staticmethod
+    def _announcement(priority: Priority, slot: datetime) -> dict[str, Any]:
+        """The row's values by which a caller waiting for `slot` holds lower priorities back."""
+        column = priorities.WAITING_COLUMNS.get(priority)
+        return {} if column is None else {column: _later(column, priorities.waiting_until(slot))}
+
+    async def _update_row(self, conn: AsyncConnection, **values: Any) -> None:
+        await conn.execute(
+            update(_table).where(_table.c.key_fingerprint == self._fingerprint).values(values)
+        )
+
     def _jitter(self, seconds: float) -> float:
         # Waiters woken at the same instant would all queue on the row lock at once.
         return self._rng.uniform(0.0, min(MAX_WAKE_JITTER_SECONDS, max(seconds, 0.0) * 0.1))
+
+
+def _later(column: str, value: datetime) -> Any:
+    """The later of the row's `column` (if set) and `value`."""
+    return func.greatest(func.coalesce(_table.c[column], value), value)

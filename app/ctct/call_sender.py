@@ -21,7 +21,6 @@ import structlog
 
 from app.ctct.auth import PartnerTokenProvider
 from app.ctct.budget import CallBudget
-from app.ctct.budget_terms import Priority
 from app.ctct.errors import (
     CtctBudgetTimeout,
     CtctError,
@@ -30,6 +29,7 @@ from app.ctct.errors import (
     UnavailableReason,
     error_from_response,
 )
+from app.ctct.priorities import Priority
 from app.kit.backoff import backoff_delay
 from app.kit.metrics import CTCT_CALLS, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ctct.auth import PartnerTokenProvider
 from app.ctct.budget import CallBudget
-from app.ctct.budget_terms import Priority
 from app.ctct.call_sender import CallSender, CtctCall, http_timeout
 from app.ctct.errors import CtctServerError
+from app.ctct.priorities import Priority
 from app.ctct.quota_alert import QuotaLowHook
 from app.ctct.schemas import (
     AccountPage,

@@ -14,8 +14,8 @@ import asyncio
 import structlog
 
 from app.clients.evidence import MirroredAttributes
-from app.ctct.budget_terms import Priority
 from app.ctct.errors import CtctConflict, CtctError
+from app.ctct.priorities import Priority
 from app.ctct.schemas import SiteOwner
 from app.db import utcnow
 from app.kit.crypto import PasswordUndecryptable

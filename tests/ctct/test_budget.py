@@ -12,8 +12,8 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ctct.budget import CallBudget
-from app.ctct.budget_terms import Priority
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
+from app.ctct.priorities import Priority
 from app.kit.metrics import CTCT_QUOTA_LEFT
 from tests.ctct.conftest import FakeTime, ctct_settings
 
