@@ -12,7 +12,7 @@ from app.clients.models import (
 from app.ctct.models import CtctBudget
 from app.db import Base
 from app.imports.models import ImportJob, ImportRow
-from app.provisioning.models import ProvisioningRequest
+from app.provisioning.models import PartnerListRead, ProvisioningRequest
 from app.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscriber
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "CtctBudget",
     "ImportJob",
     "ImportRow",
+    "PartnerListRead",
     "PartnerListing",
     "ProvisioningRequest",
     "StatusEvent",

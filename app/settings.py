@@ -90,6 +90,9 @@ class ProvisionSettings(BaseModel):
     worker_concurrency: int = Field(default=10, ge=1)
     # How often an idle worker looks for jobs that became due (new jobs arrive by NOTIFY).
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # Reads of the partner list for unknown outcomes start at least this far apart, and this
+    # long after the first unknown outcome they answer (so one bad minute shares one read).
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

@@ -110,9 +110,16 @@ class CtctClient:
         await self.aclose()
 
     async def create_account(
-        self, body: Mapping[str, object], *, max_wait: float | None = None
+        self,
+        body: Mapping[str, object],
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        max_wait: float | None = None,
     ) -> ProvisionResult:
-        """`POST /partner/accounts`, sent once: a 503, 429 or timeout is raised, never retried."""
+        """`POST /partner/accounts`, sent once: a 503, 429 or timeout is raised, never retried.
+
+        `priority`: INTERACTIVE for a first attempt, RETRY for the ones after it.
+        """
         password = body.get("password")
         call = CtctCall(
             "create_account",
@@ -121,9 +128,7 @@ class CtctClient:
             json=body,
             secrets=(password,) if isinstance(password, str) else (),
         )
-        response = await self._sender.send(
-            call, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
-        )
+        response = await self._sender.send(call, priority=priority, retry=False, max_wait=max_wait)
         return self._parse(ProvisionResult, response, call)
 
     async def list_accounts_page(
