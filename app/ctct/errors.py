@@ -71,6 +71,11 @@ class CtctError(Exception):
         return False
 
     @property
+    def request_may_have_been_processed(self) -> bool:
+        """Whether CTCT may have acted on the request (a create may have created the account)."""
+        return False
+
+    @property
     def error_key(self) -> str | None:
         """The first error key CTCT sent, if any."""
         return next((e.error_key for e in self.errors if e.error_key), None)
@@ -167,6 +172,16 @@ class CtctServerError(CtctError):
     def should_retry(self) -> bool:
         """Server-side failures may pass; anything else will not."""
         return self.status is not None and self.status >= 500
+
+    @property
+    def answered_success(self) -> bool:
+        """CTCT answered 2xx, with a body we could not read: it did what we asked."""
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def request_may_have_been_processed(self) -> bool:
+        """A 5xx, a 2xx we cannot read, an unexpected status: CTCT may have acted."""
+        return True
 
 
 class CtctBudgetExhausted(CtctError):

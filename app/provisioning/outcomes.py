@@ -4,7 +4,7 @@ An attempt that did not create the account ends in one of two outcomes:
 
 - `RetryLater`: send again after a backoff (not before `not_before` when CTCT or our budget
   says when). When this attempt may have reached CTCT (`may_exist`: a 503, a timeout, a lost
-  connection, a 5xx) nothing is sent again until a read of our partner
+  connection, a 5xx, a 2xx we cannot read) nothing is sent again until a read of our partner
   list that began afterwards says the account is not there (`reads`, `answers`);
 - `Finish`: end the request as failed or needs_attention, with the problem a replay answers.
 
@@ -102,7 +102,8 @@ def of_failure(
         return RetryLater(scrub(str(exc), password), may_exist=exc.request_may_have_been_processed)
     if isinstance(exc, TimeoutError):
         return RetryLater(f"no answer within {attempt_bound:g}s; outcome unknown", may_exist=True)
-    if isinstance(exc, CtctServerError) and exc.should_retry:
+    if isinstance(exc, CtctServerError) and (exc.should_retry or exc.answered_success):
+        # A 5xx, or a 2xx whose body we cannot read: CTCT may well have created the account.
         return RetryLater(scrub(str(exc), password), may_exist=True)
     if isinstance(exc, CtctAuthError):
         # Our credentials were refused before anything was created; an operator must fix them.
@@ -200,6 +201,7 @@ def unexpected(exc: CtctError, password: str | None) -> Finish:
             f"CTCT answered in a way we cannot interpret: {scrub(str(exc), password)}"
         ),
         erase_password=False,
+        may_exist=True,
     )
 
 

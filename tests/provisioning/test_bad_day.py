@@ -5,6 +5,7 @@ truth; nothing loops."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,7 +23,9 @@ from tests.kit.polling import poll_until
 from tests.provisioning.conftest import (
     WorkerStarter,
     body_for,
+    create_calls,
     provisioning_settings,
+    sandbox_accounts,
     table_rows,
     unique_login,
 )
@@ -205,3 +208,70 @@ async def test_a_whole_attempt_stays_inside_its_lease(
     elapsed = time.monotonic() - started
 
     assert elapsed < settings.provision.lease_seconds
+
+
+class UnreadableSuccess(httpx.AsyncBaseTransport):
+    """The sandbox, except that a create's 201 arrives with a body nobody can read."""
+
+    def __init__(self, sandbox: httpx.AsyncBaseTransport) -> None:
+        self.sandbox = sandbox
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.sandbox.handle_async_request(request)
+        if request.method == "POST" and request.url.path == LIST_PATH:
+            await response.aread()
+            if response.status_code == 201:
+                return httpx.Response(201, content=b"<html>proxy error</html>")
+        return response
+
+
+@pytest.fixture
+async def garbling_api(
+    settings: Settings, sandbox_transport: httpx.ASGITransport, provisioner_key: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    from app.main import create_app
+
+    application = create_app(settings, ctct_transport=UnreadableSuccess(sandbox_transport))
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application),
+            base_url="http://partnergate.test",
+            headers={"Authorization": f"Bearer {provisioner_key}"},
+        ) as http,
+    ):
+        yield http
+
+
+async def test_an_unreadable_2xx_to_a_create_is_an_unknown_outcome_not_a_taken_login(
+    garbling_api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    worker: WorkerStarter,
+) -> None:
+    """Defect 5: an unreadable 2xx was "not created"; a person's retry then got 409 and the
+    request ended "login name taken" although the account was ours."""
+    login = unique_login()
+    first = await garbling_api.post(
+        "/v1/accounts", json=body_for(login), headers={"Idempotency-Key": login}
+    )
+    request_id = first.json()["provisioning_request_id"] if first.status_code != 202 else None
+    request_id = request_id or location_id(first)
+    await worker()
+
+    def ended(state: dict[str, Any]) -> bool:
+        return state["state"] not in ("pending", "in_flight")
+
+    state = await poll_until(lambda: state_of(garbling_api, request_id), ended, timeout=30)
+    if state["state"] == "needs_attention":  # a person retries, as the problem suggests
+        await garbling_api.post(f"/v1/provisioning/{request_id}/retry")
+        state = await poll_until(
+            lambda: state_of(garbling_api, request_id),
+            lambda s: ended(s) and s["attempts"] > 1,
+            timeout=30,
+        )
+
+    accounts = await sandbox_accounts(sandbox, login)
+    assert len(accounts) == 1
+    assert state["state"] == "succeeded", state
+    assert state["encoded_account_id"] == accounts[0]["encoded_account_id"]
+    assert len(await create_calls(sandbox)) == 1
