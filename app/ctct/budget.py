@@ -278,6 +278,7 @@ class CallBudget:
         snap = await self.snapshot()
         return {
             Priority.INTERACTIVE: snap.remaining_interactive,
+            Priority.FIRST_ATTEMPT: snap.remaining_interactive,
             Priority.RETRY: snap.remaining_retry,
             Priority.BACKGROUND: snap.remaining_background,
         }[priority]

@@ -113,12 +113,12 @@ class CtctClient:
         self,
         body: Mapping[str, object],
         *,
-        priority: Priority = Priority.INTERACTIVE,
+        priority: Priority = Priority.FIRST_ATTEMPT,
         max_wait: float | None = None,
     ) -> ProvisionResult:
         """`POST /partner/accounts`, sent once: a 503, 429 or timeout is raised, never retried.
 
-        `priority`: INTERACTIVE for a first attempt, RETRY for the ones after it.
+        `priority`: FIRST_ATTEMPT for a first attempt, RETRY for the ones after it.
         """
         password = body.get("password")
         call = CtctCall(

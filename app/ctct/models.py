@@ -13,7 +13,7 @@ from app.db import Base
 
 class CtctBudget(Base):
     """Recent grant times (sliding window), today's count (UTC), a shared 429 penalty, and until
-    when a waiting interactive or retry caller holds lower priorities back."""
+    when a waiting caller of each priority holds lower priorities back."""
 
     __tablename__ = "ctct_budget"
     __table_args__ = (CheckConstraint("quota_used >= 0", name="quota_used_not_negative"),)
@@ -28,5 +28,6 @@ class CtctBudget(Base):
     # The UTC day `ctct.quota_low` was sent for this key (once per day, across processes).
     quota_low_day: Mapped[date | None] = mapped_column(Date)
     interactive_waiting_until: Mapped[datetime | None]
+    first_attempt_waiting_until: Mapped[datetime | None]
     retry_waiting_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -3,8 +3,9 @@
 The budget (`app.ctct.budget`) paces calls and counts the day; this module says what each
 priority may spend of the day and when a caller must stand back for a higher one:
 
-- daily shares: INTERACTIVE may spend the whole quota; RETRY all but `interactive_reserve`
-  (the share that keeps access probes answering); BACKGROUND all but that and `retry_reserve`;
+- daily shares: INTERACTIVE and FIRST_ATTEMPT may spend the whole quota; RETRY all but
+  `interactive_reserve` (the share that keeps access probes answering); BACKGROUND all but that
+  and `retry_reserve`;
 - who goes first: a caller that must wait for a slot writes until when it waits in the budget
   row (`<priority>_waiting_until`); a caller of a lower priority that finds such a time in the
   future stands back until then, across processes. A caller that a higher priority could still
@@ -31,13 +32,16 @@ RESERVE_AHEAD_SECONDS = 0.02
 class Priority(enum.StrEnum):
     """Who is calling, in the order calls are served.
 
-    - INTERACTIVE: access probes (a person or a product waits, within a couple of seconds), a
-      create's first attempt and a person's lifecycle calls; may spend the whole daily quota.
+    - INTERACTIVE: access probes (a person or a product waits, within a couple of seconds) and a
+      person's lifecycle calls; may spend the whole daily quota.
+    - FIRST_ATTEMPT: a create's first send; may spend the whole daily quota, but waits behind
+      probes (its caller gets a 202 and the worker carries on if it must wait too long).
     - RETRY: provisioning retries and the reconciliation read; never the interactive reserve.
     - BACKGROUND: the audit and background refreshes; neither reserve.
     """
 
     INTERACTIVE = "interactive"
+    FIRST_ATTEMPT = "first_attempt"
     RETRY = "retry"
     BACKGROUND = "background"
 
@@ -47,10 +51,16 @@ class Priority(enum.StrEnum):
         return _RANKS[self]
 
 
-_RANKS = {Priority.INTERACTIVE: 0, Priority.RETRY: 1, Priority.BACKGROUND: 2}
+_RANKS = {
+    Priority.INTERACTIVE: 0,
+    Priority.FIRST_ATTEMPT: 1,
+    Priority.RETRY: 2,
+    Priority.BACKGROUND: 3,
+}
 # The budget row's column where a waiting caller of this priority holds lower ones back.
 WAITING_COLUMNS = {
     Priority.INTERACTIVE: "interactive_waiting_until",
+    Priority.FIRST_ATTEMPT: "first_attempt_waiting_until",
     Priority.RETRY: "retry_waiting_until",
 }
 
@@ -61,6 +71,7 @@ def daily_limits(settings: CtctSettings) -> dict[Priority, int]:
     after_reserve = max(0, quota - settings.interactive_reserve)
     return {
         Priority.INTERACTIVE: quota,
+        Priority.FIRST_ATTEMPT: quota,
         Priority.RETRY: after_reserve,
         Priority.BACKGROUND: max(0, after_reserve - settings.retry_reserve),
     }

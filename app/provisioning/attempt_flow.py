@@ -91,7 +91,7 @@ async def _send(
     if password is not None:
         body["password"] = password
     # First attempts go before retries and reconciliation; retries never spend the reserve.
-    priority = Priority.INTERACTIVE if claim.attempt == 1 else Priority.RETRY
+    priority = Priority.FIRST_ATTEMPT if claim.attempt == 1 else Priority.RETRY
     remaining = deadline - asyncio.get_running_loop().time()
     wait = remaining / 2 if max_wait is None else min(max_wait, remaining / 2)
     try:

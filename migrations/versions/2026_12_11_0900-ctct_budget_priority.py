@@ -1,4 +1,4 @@
-"""ctct_budget: until when a waiting interactive or retry caller holds lower priorities back
+"""ctct_budget: until when a waiting caller of each priority holds lower priorities back
 
 Revision ID: 0011_ctct_budget_priority
 Revises: 0010_partners
@@ -23,10 +23,15 @@ def upgrade() -> None:
     )
     op.add_column(
         "ctct_budget",
+        sa.Column("first_attempt_waiting_until", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.add_column(
+        "ctct_budget",
         sa.Column("retry_waiting_until", sa.DateTime(timezone=True), nullable=True),
     )
 
 
 def downgrade() -> None:
     op.drop_column("ctct_budget", "retry_waiting_until")
+    op.drop_column("ctct_budget", "first_attempt_waiting_until")
     op.drop_column("ctct_budget", "interactive_waiting_until")

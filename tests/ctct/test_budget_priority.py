@@ -36,8 +36,9 @@ async def test_each_priority_spends_only_its_share_of_the_day(
         await budget.acquire(Priority.RETRY)
     assert retry_refused.value.priority == "retry"
 
-    # The reserve that keeps access probes answering is still whole.
+    # The reserve that keeps access probes answering is still whole; first attempts share it.
     assert await budget.remaining_today(Priority.INTERACTIVE) == 3
+    assert await budget.remaining_today(Priority.FIRST_ATTEMPT) == 3
     for _ in range(3):
         await budget.acquire(Priority.INTERACTIVE)
     with pytest.raises(CtctBudgetExhausted):
@@ -65,7 +66,8 @@ async def _race(
     ("lower", "higher"),
     [
         (Priority.BACKGROUND, Priority.INTERACTIVE),
-        (Priority.RETRY, Priority.INTERACTIVE),
+        (Priority.FIRST_ATTEMPT, Priority.INTERACTIVE),
+        (Priority.RETRY, Priority.FIRST_ATTEMPT),
         (Priority.BACKGROUND, Priority.RETRY),
     ],
 )
