@@ -103,6 +103,8 @@ class Config:
     settle: float = 900.0
     quiet: float = 45.0
     probe_every: float = 1.0
+    # ACCESS_PROBE_TIMEOUT: how long a fresh access check waits for CTCT (production: 2 s)
+    probe_timeout: float = 2.0
     ctct_timeout: float = 10.0
     lease: float = 30.0
     reconcile_interval: float = 30.0
@@ -176,6 +178,7 @@ def process_env(database_url: str, sandbox_url: str, config: Config) -> dict[str
             "PROVISION_WORKER_POLL_SECONDS": "0.5",
             "PROVISION_RECONCILE_INTERVAL_SECONDS": str(config.reconcile_interval),
             "AUDIT_SCHEDULE": "0 0 1 1 *",
+            "ACCESS_PROBE_TIMEOUT": str(config.probe_timeout),
         }
     )
     return env
