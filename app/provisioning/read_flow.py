@@ -4,8 +4,8 @@ unknown, with one short transaction per page and none while CTCT is called.
 Each page (at `Priority.RETRY`: after access probes and first attempts, before the audit):
 - is saved under the read's fencing token, which extends its lease (`reads.advance`);
 - succeeds the waiting requests whose login it lists (`answers.listed`);
-- refreshes the mirror of the clients it lists that we hold approved (site owner name,
-  organization, billing status) through `clients.service`.
+- refreshes the mirror of the clients it lists that we hold (site owner name, organization,
+  billing status) through `clients.service.refresh_mirror`; their status is the audit's.
 At the end, every request still waiting since before the read began is answered "absent". A
 CTCT error pauses the read where it stands, to go on from the same page after a backoff; past
 their deadline, the requests waiting end then, saying the list could not be read.
@@ -76,14 +76,10 @@ async def _read(p: ProvisioningResources, claim: reads.ReadClaim, count: CallCou
             read.requests_answered += await answers.listed(
                 session, read_started_at=claim.started_at, accounts=page.accounts
             )
-            await clients_service.confirm_approved(
-                session,
-                {
-                    account.encoded_account_id: listed_attributes(account)
-                    for account in page.accounts
-                },
-                via=VerifiedVia.PARTNER_LIST,
-            )
+            mirror = {
+                account.encoded_account_id: listed_attributes(account) for account in page.accounts
+            }
+            await clients_service.refresh_mirror(session, mirror, via=VerifiedVia.PARTNER_LIST)
         if page.next_href is None:
             break
         if page.next_href in followed:

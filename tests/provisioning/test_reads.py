@@ -11,12 +11,14 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.clients.evidence import Membership
 from app.kit.crypto import PasswordCipher
 from app.provisioning import read_flow, reads
 from app.provisioning.resources import ProvisioningResources
 from app.sandbox.state import SandboxState
 from app.settings import Settings
 from app.worker.provisioning_jobs import sweep_once
+from tests.conftest import Seed
 from tests.provisioning.conftest import body_for, provisioning_settings, table_rows, unique_login
 from tests.provisioning.test_outcomes import location_id
 
@@ -182,6 +184,34 @@ async def test_the_sweep_gives_a_read_whose_job_is_gone_a_job(
         "SELECT count(*) FROM procrastinate_jobs "
         f"WHERE queueing_lock = '{reads.RECONCILE_LOCK}' AND status = 'todo'",
     ) == [(1,)]
+
+
+async def test_a_read_refreshes_the_mirror_of_the_clients_it_lists_but_not_their_status(
+    api: httpx.AsyncClient,
+    sandbox_state: SandboxState,
+    p: ProvisioningResources,
+    seed: Seed,
+    database_url: str,
+) -> None:
+    ours = sandbox_state.seed_account(login_name="mirror_ours", billing_status="Open")
+    moved = sandbox_state.seed_account(login_name="mirror_moved", billing_status="Canceled")
+    await seed(ours.encoded_account_id, Membership.OURS, billing_status="Trial")
+    await seed(moved.encoded_account_id, Membership.OTHER_PARTNER, billing_status="Trial")
+    await _waiting_request(api, sandbox_state)
+    await _take(p, lease=0.01)  # due now; the reader below takes it over
+
+    await read_flow.run(p)
+
+    rows = table_rows(
+        database_url,
+        "SELECT site_owner_name, billing_status, status FROM client "
+        f"WHERE encoded_account_id IN ('{ours.encoded_account_id}', "
+        f"'{moved.encoded_account_id}') ORDER BY site_owner_name",
+    )
+    assert rows == [
+        ("mirror_moved", "Canceled", "other_partner"),
+        ("mirror_ours", "Open", "approved"),
+    ]
 
 
 async def _now(session: AsyncSession) -> datetime:
