@@ -10,9 +10,11 @@ drives them through scenarios that each last a bounded time:
    `--latency-window` s while `--latency-creates` creates arrive;
 3. a random worker killed with SIGKILL every `--kill-every` s and restarted, for `--kill-phase`
    s while `--kill-creates` creates arrive;
-4. the daily quota reaching zero mid-run: today's count in our shared budget (and the sandbox's
-   own quota with it) is moved to where only the interactive reserve and a few retries are
-   left, an audit is asked for, and `--quota-creates` creates arrive.
+4. once the work of 1-3 has settled, the daily quota reaching zero: today's count in our shared
+   budget (and the sandbox's own quota with it) is moved to where only the interactive reserve
+   is left, an audit is asked for, and `--quota-creates` creates arrive during a 503 window:
+   their first attempts spend the reserve, their retries and the read they need must wait for
+   00:00 UTC, and they stay pending saying so.
 
 Access probes (`GET /v1/access/{id}?consistency=fresh`, each a CTCT call) run throughout. Then
 it waits (at most `--settle` s) for the work to come to rest, and checks, from the sandbox's
@@ -386,8 +388,12 @@ async def drive(config: Config, cluster: Cluster, sandbox: SandboxState, databas
             kill_loop(),
         )
 
-        run.mark("4. today's quota reaches zero but for the interactive reserve")
-        spend_today_to_the_reserve(database_url, sandbox, left=20)
+        run.mark(f"   settling before the quota (at most {config.settle:g}s)")
+        await settle(database_url, sandbox, config)
+
+        run.mark("4. today's quota reaches zero but for the interactive reserve, in a 503 window")
+        spend_today_to_the_reserve(database_url, sandbox, left=0)
+        sandbox.add_fault("unavailable", "create", seconds=config.quota_phase)
         audit = await clients[0].post("/v1/audits")
         run.mark(f"   an audit is asked for: {audit.status_code}")
         await post_creates(clients, run, "quota", config.quota_creates, config.quota_phase)
