@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.auth.scopes import Scope  # noqa: E402
 from app.auth.service import hash_secret, new_secret  # noqa: E402
-from app.ctct.budget import key_fingerprint  # noqa: E402
+from app.ctct.budget_terms import key_fingerprint  # noqa: E402
 from app.db import libpq_url  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.sandbox.calls import CallRecord  # noqa: E402
