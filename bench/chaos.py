@@ -74,10 +74,16 @@ from app.ctct.budget_terms import key_fingerprint  # noqa: E402
 from app.db import libpq_url  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.sandbox.calls import CallRecord  # noqa: E402
-from app.sandbox.partners import OUR_PARTNER  # noqa: E402
 from app.sandbox.server import running_sandbox  # noqa: E402
 from app.sandbox.state import SandboxState  # noqa: E402
-from bench.support import free_port, fresh_database, postgres_server  # noqa: E402
+from bench.support import (  # noqa: E402
+    BENCH_PARTNER,
+    bench_sandbox,
+    credentials_env,
+    free_port,
+    fresh_database,
+    postgres_server,
+)
 
 RATE = 4
 DAILY_QUOTA = 10_000
@@ -181,6 +187,7 @@ def process_env(database_url: str, sandbox_url: str, config: Config) -> dict[str
             "PROVISION_RECONCILE_INTERVAL_SECONDS": str(config.reconcile_interval),
             "AUDIT_SCHEDULE": "0 0 1 1 *",
             "ACCESS_PROBE_TIMEOUT": str(config.probe_timeout),
+            **credentials_env(),
         }
     )
     return env
@@ -325,7 +332,7 @@ async def probe_forever(
 def spend_today_to_the_reserve(database_url: str, sandbox: SandboxState, left: int) -> None:
     """Today's count in our shared budget moves to where `left` calls remain outside the
     interactive reserve; the sandbox's own quota is set to leave exactly as many as ours."""
-    fingerprint = key_fingerprint(OUR_PARTNER.api_key)  # the processes' CTCT_API_KEY
+    fingerprint = key_fingerprint(BENCH_PARTNER.api_key)  # the processes' CTCT_API_KEY
     target = DAILY_QUOTA - INTERACTIVE_RESERVE - left
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         conn.execute(
@@ -337,7 +344,7 @@ def spend_today_to_the_reserve(database_url: str, sandbox: SandboxState, left: i
             "SELECT quota_used FROM ctct_budget WHERE key_fingerprint = %s", (fingerprint,)
         ).fetchone()
     ours_left = DAILY_QUOTA - (row[0] if row else target)
-    used = sandbox.limiter.used_today(OUR_PARTNER.api_key, sandbox.now())
+    used = sandbox.limiter.used_today(BENCH_PARTNER.api_key, sandbox.now())
     sandbox.set_limits(daily_quota=used + ours_left)
 
 
@@ -575,7 +582,7 @@ def main() -> int:
         values.update(QUICK)
     values.update({name: getattr(args, name) for name in values if getattr(args, name) is not None})
     config = Config(**values)
-    sandbox = SandboxState(rate_per_second=RATE, daily_quota=DAILY_QUOTA)
+    sandbox = bench_sandbox(rate_per_second=RATE, daily_quota=DAILY_QUOTA)
     sandbox.seed_accounts(config.accounts, partner="ours", login_prefix="listed")
     print(f"chaos at {datetime.now(UTC).isoformat(timespec='seconds')}: {config}", flush=True)
     with postgres_server() as server, fresh_database(server, "bench_chaos") as database_url:
