@@ -13,7 +13,7 @@ from app.ctct.models import CtctBudget
 from app.db import Base
 from app.imports.models import ImportJob, ImportRow
 from app.people.models import Person
-from app.provisioning.models import ProvisioningRequest
+from app.provisioning.models import PartnerListRead, ProvisioningRequest
 from app.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscriber
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "CtctBudget",
     "ImportJob",
     "ImportRow",
+    "PartnerListRead",
     "PartnerListing",
     "Person",
     "ProvisioningRequest",

@@ -76,6 +76,8 @@ class CtctSettings(BaseModel):
     pacing_slack: float = Field(default=0.015, ge=0, le=1)
     daily_quota: int = Field(default=10_000, gt=0)
     interactive_reserve: int = Field(default=1_000, ge=0)
+    # Calls per day the audit (background) may not spend, kept for retries and reconciliation.
+    retry_reserve: int = Field(default=1_000, ge=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     read_retries: int = Field(default=3, ge=0)
     # `ctct.quota_low` is sent (once per UTC day) when this few calls are left today; 0: never.
@@ -98,6 +100,9 @@ class ProvisionSettings(BaseModel):
     worker_concurrency: int = Field(default=10, ge=1)
     # How often an idle worker looks for jobs that became due (new jobs arrive by NOTIFY).
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # Reads of the partner list for unknown outcomes start at least this far apart, and this
+    # long after the first unknown outcome they answer (so one bad minute shares one read).
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

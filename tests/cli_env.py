@@ -23,6 +23,7 @@ def cli_environment(
         "CTCT_RATE_PER_SECOND": "1000",
         "CTCT_DAILY_QUOTA": "100000",
         "CTCT_INTERACTIVE_RESERVE": "0",
+        "CTCT_RETRY_RESERVE": "0",
         "CTCT_TIMEOUT_SECONDS": "5",
         "LOG_LEVEL": "WARNING",
         **credentials_env(),

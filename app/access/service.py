@@ -23,8 +23,8 @@ from app.access.cache import DecisionCache, Snapshot
 from app.access.reads import CacheFiller
 from app.clients.models import Client, ClientStatus, EventSource
 from app.clients.service import Actor
-from app.ctct.budget_terms import Priority
 from app.ctct.errors import CtctError
+from app.ctct.priorities import Priority
 from app.kit.metrics import ACCESS_DECISIONS
 from app.settings import Settings, UnaffiliatedAccess
 

@@ -12,8 +12,8 @@ from app.access.cache import DecisionCache
 from app.access.listener import StatusListener
 from app.access.service import AccessService, Probed
 from app.clients.service import Actor
-from app.ctct.budget_terms import Priority
 from app.ctct.client import CtctClient
+from app.ctct.priorities import Priority
 from app.db import libpq_url
 from app.settings import Settings
 

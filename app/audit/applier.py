@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import repository
 from app.clients import service as clients_service
 from app.clients import transfers as clients_transfers
-from app.clients.evidence import Evidence, Membership, MirroredAttributes
+from app.clients.evidence import Evidence, Membership, MirroredAttributes, listed_attributes
 from app.clients.models import ClientStatus, VerifiedVia
 from app.ctct.schemas import AccountPage
 
@@ -48,13 +48,7 @@ def _evidence(page: AccountPage) -> dict[str, Evidence]:
                 Membership.OURS,
                 VerifiedVia.PARTNER_LIST,
                 reason=REASON_IN_LIST,
-                attributes=MirroredAttributes(
-                    site_owner_name=account.site_owner_name,
-                    organization_name=account.organization_name,
-                    billing_status=account.billing_status,
-                    subscriber_count=account.subscriber_count,
-                    last_login_date=account.last_login_date,
-                ),
+                attributes=listed_attributes(account),
             ),
         )
     return evidence

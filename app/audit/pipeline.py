@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
-from app.ctct.budget_terms import Priority
 from app.ctct.client import LIST_LIMIT_MAX, CtctClient
+from app.ctct.priorities import Priority
 from app.ctct.schemas import AccountPage
 
 READ_AHEAD_PAGES = 4

@@ -100,6 +100,17 @@ async def beat(session: AsyncSession, run_id: int, now: datetime) -> None:
     )
 
 
+async def queued(session: AsyncSession) -> Sequence[AuditRun]:
+    """The queued run (at most one), locked, skipped if someone else holds it."""
+    statement = (
+        select(AuditRun)
+        .where(AuditRun.state == AuditState.QUEUED.value)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
 async def relax_commit(session: AsyncSession) -> None:
     """This transaction's commit does not wait for its WAL flush (atomic, not instantly durable)."""
     await session.execute(text("SET LOCAL synchronous_commit = off"))

@@ -72,7 +72,7 @@ async def open_run(
     """Create a run in state `running` now; None if one is active or the period has its run."""
     async with sessionmaker() as session, session.begin():
         now = utcnow()
-        await repository.abandon_stale(session, now - audit_service.HEARTBEAT_TIMEOUT, now)
+        await audit_service.expire_stranded(session)
         run = await repository.insert_run(
             session,
             state=AuditState.RUNNING,

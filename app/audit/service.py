@@ -33,6 +33,8 @@ DEMOTION_BATCH = 200
 # HEARTBEAT_TIMEOUT lost its process, and the slot is freed for the next period or a person.
 HEARTBEAT_INTERVAL = timedelta(seconds=5)
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# A queued run no worker claimed for this long expires (its job may wait behind a long queue).
+QUEUED_TIMEOUT = timedelta(minutes=10)
 REASON_MISSING = "missing_from_partner_list"
 
 
@@ -59,9 +61,35 @@ async def demote_missing(
 # Starting runs
 
 
+def run_job_lock(run_id: int) -> str:
+    """The queueing lock of a queued run's job."""
+    return f"{QUEUEING_LOCK}-{run_id}"
+
+
+async def expire_stranded(session: AsyncSession) -> int:
+    """Free the slot a stranded run holds: a running run whose process stopped beating, a queued
+    one whose job is gone (it failed before claiming the run) or that nobody claimed in time."""
+    now = utcnow()
+    expired = await repository.abandon_stale(session, now - HEARTBEAT_TIMEOUT, now)
+    for run in await repository.queued(session):
+        if run.created_at < now - QUEUED_TIMEOUT:
+            reason = f"expired: no worker claimed it within {QUEUED_TIMEOUT}"
+        elif await jobs.locks_without_live_job(session, [run_job_lock(run.id)]):
+            reason = "expired: its job ended before claiming the run"
+        else:
+            continue
+        run.state = AuditState.FAILED.value
+        run.finished_at = now
+        run.error = reason
+        expired += 1
+        log.warning("audit.run.expired", audit_run_id=run.id, reason=reason)
+    await session.flush()
+    return expired
+
+
 async def request_run(session: AsyncSession, *, requested_by: str | None) -> AuditRun:
     """Queue a run for the worker (in the caller's transaction); 409 if one is active."""
-    await repository.abandon_stale(session, utcnow() - HEARTBEAT_TIMEOUT, utcnow())
+    await expire_stranded(session)
     run = await repository.insert_run(
         session, state=AuditState.QUEUED, trigger=AuditTrigger.API, requested_by=requested_by
     )
@@ -76,7 +104,7 @@ async def request_run(session: AsyncSession, *, requested_by: str | None) -> Aud
         session,
         task=RUN_TASK,
         queue=QUEUE,
-        queueing_lock=f"{QUEUEING_LOCK}-{run.id}",
+        queueing_lock=run_job_lock(run.id),
         run_id=run.id,
     )
     log.info("audit.run.queued", audit_run_id=run.id, requested_by=requested_by)

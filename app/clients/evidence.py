@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.clients.models import ClientStatus, VerifiedVia
+from app.ctct.schemas import SiteOwner
 
 
 class Membership(enum.StrEnum):
@@ -35,6 +36,18 @@ class MirroredAttributes:
 
     def reported(self) -> dict[str, object]:
         return {name: value for name, value in vars(self).items() if value is not None}
+
+
+def listed_attributes(account: SiteOwner) -> MirroredAttributes:
+    """What our partner list says about one of its accounts: the mirror the audit keeps, and
+    every reading of the list (the audit's, provisioning's reconciliation) refreshes."""
+    return MirroredAttributes(
+        site_owner_name=account.site_owner_name,
+        organization_name=account.organization_name,
+        billing_status=account.billing_status,
+        subscriber_count=account.subscriber_count,
+        last_login_date=account.last_login_date,
+    )
 
 
 @dataclass(frozen=True)

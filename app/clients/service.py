@@ -191,6 +191,29 @@ async def confirm_approved(
     return await repository.confirm_approved(session, listed, via=via, now=utcnow())
 
 
+async def refresh_mirror(
+    session: AsyncSession, listed: Mapping[str, MirroredAttributes], *, via: VerifiedVia
+) -> int:
+    """What a reading of our partner list says about the clients we hold, their status untouched.
+
+    Approved clients are confirmed in one statement (`confirm_approved`); any other listed client
+    we hold gets the mirrored attributes only: changing its status is the audit's to do. Returns
+    how many clients were refreshed.
+    """
+    confirmed = await confirm_approved(session, listed, via=via)
+    if confirmed == len(listed):
+        return confirmed
+    known = await repository.known(session, list(listed))
+    others = [
+        account_id
+        for account_id, client in known.items()
+        if client.status != ClientStatus.APPROVED.value
+    ]
+    for account_id in others:
+        await mirror_attributes(session, account_id, listed[account_id])
+    return confirmed + len(others)
+
+
 async def demote_unless_confirmed(
     session: AsyncSession,
     encoded_account_id: str,

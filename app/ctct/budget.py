@@ -1,10 +1,13 @@
 """The upstream call budget shared by every process and replica through Postgres (DESIGN §5).
 
-Per CTCT API key: calls paced evenly (GCRA, no burst), at most `daily_quota` a UTC day with a
-reserve only interactive work may spend, and a penalty after a 429 that holds back every
-process. Each attempt is one short row-locked transaction; a caller that must wait commits
-first, sleeps outside it, and gets `CtctBudgetTimeout` instead of waiting past its `max_wait`.
-docs/ctct.md ("The call budget") explains each rule and why.
+Per CTCT API key: calls paced evenly (GCRA, no burst; the slot arithmetic is
+`app.ctct.pacing`), at most `daily_quota` a UTC day shared by priority, and a penalty after a
+429 that holds back every process. Who may spend what, and who goes first, is
+`app.ctct.priorities`: a higher priority that waits announces it in the row and lower ones stand
+back; within a process each priority queues for its own turn. Each attempt is one short
+row-locked transaction; a caller that must wait commits first, sleeps outside it, and gets
+`CtctBudgetTimeout` instead of waiting past its `max_wait`. docs/ctct.md ("The call budget")
+explains each rule and why.
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ import time as time_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.ctct.budget_terms import BudgetSnapshot, Priority, key_fingerprint, next_utc_midnight
+from app.ctct import pacing, priorities
+from app.ctct.budget_terms import BudgetSnapshot, key_fingerprint, next_utc_midnight
 from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.models import CtctBudget
+from app.ctct.priorities import Priority
 from app.ctct.quota_alert import QuotaAlert, QuotaLowHook
 from app.db import utcnow
 from app.kit.metrics import CTCT_QUOTA_LEFT, CTCT_RATE_LIMIT_WAITS
@@ -34,7 +41,6 @@ log = structlog.get_logger(__name__)
 
 # A call sent later than this after its slot moves the slot to when it really went.
 LATE_TOLERANCE_SECONDS = 0.003
-MAX_SLOT_MOVES = 3
 DEFAULT_MAX_WAIT_SECONDS = 30.0
 MAX_WAKE_JITTER_SECONDS = 0.005
 
@@ -74,19 +80,22 @@ class CallBudget:
         self._window = self._interval * self._per_window
         self._late_tolerance = late_tolerance
         self._daily_quota = settings.daily_quota
-        self._reserve = min(settings.interactive_reserve, settings.daily_quota)
+        self._limits = priorities.daily_limits(settings)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._default_max_wait = default_max_wait
         self._row_ready = False
-        self._turn = asyncio.Lock()
+        # One poller per priority per process, so a waiting lower priority never holds up a
+        # higher one.
+        self._turns = {priority: asyncio.Lock() for priority in Priority}
         self._quota_alert = QuotaAlert(
             daily_quota=settings.daily_quota,
             threshold=settings.quota_low_threshold,
             notify=on_quota_low,
         )
         self._queued = 0  # callers of this process waiting for the turn
+        self._moves: set[asyncio.Task[datetime | None]] = set()
 
     @property
     def interval_seconds(self) -> float:
@@ -106,26 +115,28 @@ class CallBudget:
         Returns the slot granted: pass it to `note_sent` once the call is on the wire."""
         limit = self._default_max_wait if max_wait is None else max_wait
         started = time_module.monotonic()
+        turn = self._turns[priority]
         self._queued += 1
         try:
-            await self._take_turn(limit)
+            await self._take_turn(turn, limit)
         finally:
             self._queued -= 1
         try:
             return await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
         finally:
-            self._turn.release()
+            turn.release()
 
-    async def _take_turn(self, limit: float) -> None:
-        # One caller per process polls the shared row at a time; the rest queue here in order.
-        # Without this, hundreds of waiters hammer the row lock and the event loop lags, and a
-        # call granted in time reaches CTCT late enough to break CTCT's own one-second window.
-        if not self._turn.locked():
-            await self._turn.acquire()
+    async def _take_turn(self, turn: asyncio.Lock, limit: float) -> None:
+        # One caller per process and priority polls the shared row at a time; the rest queue
+        # here in order. Without this, hundreds of waiters hammer the row lock and the event
+        # loop lags, and a call granted in time reaches CTCT late enough to break CTCT's own
+        # one-second window.
+        if not turn.locked():
+            await turn.acquire()
             return
         try:
             async with asyncio.timeout(limit):
-                await self._turn.acquire()
+                await turn.acquire()
         except TimeoutError:
             raise CtctBudgetTimeout(
                 f"other calls of this process hold the CTCT budget beyond this call's "
@@ -140,13 +151,10 @@ class CallBudget:
                 # Holding this process's turn until the slot: one reservation per process ahead.
                 if wait.seconds > 0:
                     await self._sleep(wait.seconds)
-                slot = wait.slot
                 # Late, also for a slot granted "now" (a busy event loop may resume us late).
-                for _ in range(MAX_SLOT_MOVES):
-                    if (self._clock() - slot).total_seconds() <= self._late_tolerance:
-                        break
-                    slot = await self._move_slot(slot)
-                return slot
+                if (self._clock() - wait.slot).total_seconds() > self._late_tolerance:
+                    return await self._move_slot(wait.slot)
+                return wait.slot
             if waited + wait.seconds > limit:
                 log.info(
                     "ctct.budget.wait_refused",
@@ -163,17 +171,27 @@ class CallBudget:
             await self._sleep(wait.seconds)
             waited += wait.seconds
 
-    async def note_sent(self, slot: datetime) -> datetime:
-        """The call granted `slot` is on the wire now: if that is late, move the slot (a busy
-        process can take long from the grant to the socket), so the slots reserved after this
-        count from when it went."""
-        if (self._clock() - slot).total_seconds() <= self._late_tolerance:
-            return slot
-        return await self._move_slot(slot)
+    def note_sent(self, slot: datetime) -> asyncio.Task[datetime | None] | None:
+        """The call granted `slot` is on the wire now: if late (a busy process can take long
+        from the grant to the socket), move the slot in the background so the slots reserved
+        after it count from when it went; the call's answer need not wait for that."""
+        went = self._clock()
+        if (went - slot).total_seconds() <= self._late_tolerance:
+            return None
+        task = asyncio.create_task(self._move_quietly(slot, went), name="ctct-budget-move")
+        self._moves.add(task)
+        task.add_done_callback(self._moves.discard)
+        return task
 
-    async def _move_slot(self, slot: datetime) -> datetime:
-        """Woken late for `slot`: record when the call really goes, so the next slots (and the
-        window guard) count from there rather than from a time it did not go at."""
+    async def _move_quietly(self, slot: datetime, went: datetime) -> datetime | None:
+        try:
+            return await self._move_slot(slot, went)
+        except (SQLAlchemyError, OSError) as exc:  # the window guard still holds the planned slot
+            log.warning("ctct.budget.move_failed", error_type=type(exc).__name__)
+            return None
+
+    async def _move_slot(self, slot: datetime, went: datetime | None = None) -> datetime:
+        """Record when the call granted `slot` really went (or goes now)."""
         CTCT_RATE_LIMIT_WAITS.labels(reason="late_slot").inc()
         async with self._engine.begin() as conn:
             recent = await conn.scalar(
@@ -181,12 +199,11 @@ class CallBudget:
                 .where(_table.c.key_fingerprint == self._fingerprint)
                 .with_for_update()
             )
-            now = self._clock()
-            moved = sorted([*(t for t in recent or [] if t != slot), now])[-self._per_window :]
-            await conn.execute(
-                update(_table)
-                .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(recent_granted_at=moved, updated_at=now)
+            now = went or self._clock()
+            await self._update_row(
+                conn,
+                recent_granted_at=pacing.moved(recent or [], slot, now, self._per_window),
+                updated_at=now,
             )
         log.info("ctct.budget.slot_moved", late_ms=round((now - slot).total_seconds() * 1000, 1))
         return now
@@ -196,15 +213,8 @@ class CallBudget:
         until = self._clock() + timedelta(seconds=max(0.0, seconds))
         async with self._engine.begin() as conn:
             await self._ensure_row(conn)
-            await conn.execute(
-                update(_table)
-                .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(
-                    penalty_ends_at=func.greatest(
-                        func.coalesce(_table.c.penalty_ends_at, until), until
-                    ),
-                    updated_at=self._clock(),
-                )
+            await self._update_row(
+                conn, penalty_ends_at=_later("penalty_ends_at", until), updated_at=self._clock()
             )
         log.info("ctct.budget.penalized", seconds=round(seconds, 3))
 
@@ -221,14 +231,11 @@ class CallBudget:
                 )
                 .with_for_update()
             )
-            await conn.execute(
-                update(_table)
-                .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(
-                    quota_day=now.date(),
-                    quota_used=max(used or 0, self._daily_quota),
-                    updated_at=now,
-                )
+            await self._update_row(
+                conn,
+                quota_day=now.date(),
+                quota_used=max(used or 0, self._daily_quota),
+                updated_at=now,
             )
             if self._quota_alert.due(now.date(), self._daily_quota):
                 await self._quota_alert.record(
@@ -263,19 +270,21 @@ class CallBudget:
             remaining_interactive=max(0, self._limit(Priority.INTERACTIVE) - used),
             remaining_background=max(0, self._limit(Priority.BACKGROUND) - used),
             penalty_ends_at=penalty if penalty is not None and penalty > now else None,
+            remaining_retry=max(0, self._limit(Priority.RETRY) - used),
         )
 
     async def remaining_today(self, priority: Priority = Priority.INTERACTIVE) -> int:
         """Calls `priority` may still make today (UTC)."""
         snap = await self.snapshot()
-        if priority is Priority.INTERACTIVE:
-            return snap.remaining_interactive
-        return snap.remaining_background
+        return {
+            Priority.INTERACTIVE: snap.remaining_interactive,
+            Priority.FIRST_ATTEMPT: snap.remaining_interactive,
+            Priority.RETRY: snap.remaining_retry,
+            Priority.BACKGROUND: snap.remaining_background,
+        }[priority]
 
     def _limit(self, priority: Priority) -> int:
-        if priority is Priority.INTERACTIVE:
-            return self._daily_quota
-        return self._daily_quota - self._reserve
+        return self._limits[priority]
 
     async def _ensure_row(self, conn: AsyncConnection) -> None:
         if self._row_ready:
@@ -297,6 +306,7 @@ class CallBudget:
                         _table.c.quota_day,
                         _table.c.quota_used,
                         _table.c.penalty_ends_at,
+                        *(_table.c[column] for column in priorities.WAITING_COLUMNS.values()),
                     )
                     .where(_table.c.key_fingerprint == self._fingerprint)
                     .with_for_update()
@@ -324,24 +334,38 @@ class CallBudget:
                     resets_at=resets_at,
                     priority=priority.value,
                 )
+            standing_back = priorities.stand_back_seconds(row, priority, now)
+            if standing_back is not None:
+                return _Wait(standing_back + self._jitter(standing_back), "priority")
             if row.penalty_ends_at is not None and row.penalty_ends_at > now:
                 seconds = (row.penalty_ends_at - now).total_seconds()
                 return _Wait(seconds + self._jitter(seconds), "penalty")
             recent = sorted(t for t in row.recent_granted_at if t > now - self._window)
-            slot = self._next_slot(now, recent)
+            slot = pacing.next_slot(
+                now,
+                recent,
+                interval=self._interval,
+                per_window=self._per_window,
+                even=self._queued > 0,
+            )
             seconds = (slot - now).total_seconds()
             if seconds > time_left:
                 return _Wait(seconds, "window")  # not reserved: the caller refuses at once
+            announce = self._announcement(priority, slot) if seconds > 0 else {}
+            if seconds > priorities.RESERVE_AHEAD_SECONDS and priorities.may_be_overtaken(priority):
+                # A higher priority may yet ask for this slot: wait for it unreserved, ask again.
+                if announce:
+                    await self._update_row(conn, **announce)
+                ahead = seconds - priorities.RESERVE_AHEAD_SECONDS
+                return _Wait(ahead + self._jitter(ahead), "pacing")
             recent = [*recent, slot][-self._per_window :]
-            await conn.execute(
-                update(_table)
-                .where(_table.c.key_fingerprint == self._fingerprint)
-                .values(
-                    recent_granted_at=recent,
-                    quota_day=today,
-                    quota_used=used + 1,
-                    updated_at=now,
-                )
+            await self._update_row(
+                conn,
+                recent_granted_at=recent,
+                quota_day=today,
+                quota_used=used + 1,
+                updated_at=now,
+                **announce,
             )
             if self._quota_alert.due(today, used + 1):
                 await self._quota_alert.record(
@@ -357,17 +381,22 @@ class CallBudget:
         # Sleep until the slot by the clock as it is after the commit, not as it was before.
         return _Wait(max(0.0, (slot - self._clock()).total_seconds()), "pacing", slot=slot)
 
-    def _next_slot(self, now: datetime, recent: list[datetime]) -> datetime:
-        """The earliest slot, never before the last one taken: never R+1 slots within R
-        intervals (CTCT's window with our margin); while other callers of this process queue,
-        never k+1 within k intervals for any k (even pacing). A caller alone in its process (a
-        sequential reader whose last answer came late) thus takes missed slots at once."""
-        slot = max(now, recent[-1]) if recent else now
-        first_k = 1 if self._queued else self._per_window
-        for k in range(first_k, min(len(recent), self._per_window) + 1):
-            slot = max(slot, recent[-k] + self._interval * k)
-        return slot
+    @staticmethod
+    def _announcement(priority: Priority, slot: datetime) -> dict[str, Any]:
+        """The row's values by which a caller waiting for `slot` holds lower priorities back."""
+        column = priorities.WAITING_COLUMNS.get(priority)
+        return {} if column is None else {column: _later(column, priorities.waiting_until(slot))}
+
+    async def _update_row(self, conn: AsyncConnection, **values: Any) -> None:
+        await conn.execute(
+            update(_table).where(_table.c.key_fingerprint == self._fingerprint).values(values)
+        )
 
     def _jitter(self, seconds: float) -> float:
         # Waiters woken at the same instant would all queue on the row lock at once.
         return self._rng.uniform(0.0, min(MAX_WAKE_JITTER_SECONDS, max(seconds, 0.0) * 0.1))
+
+
+def _later(column: str, value: datetime) -> Any:
+    """The later of the row's `column` (if set) and `value`."""
+    return func.greatest(func.coalesce(_table.c[column], value), value)

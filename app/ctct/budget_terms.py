@@ -1,22 +1,14 @@
-"""The CTCT budget's vocabulary: who calls (`Priority`), a day's use, a key's row identity.
+"""The CTCT budget's vocabulary: a day's use, a key's row identity.
 
-Apart from `app.ctct.budget` (the granting itself) so that callers naming a priority, and the
-stats reading a day's use, need not import the pacing machinery.
+Apart from `app.ctct.budget` (the granting itself) so that the stats reading a day's use need
+not import the pacing machinery. Who calls (`Priority`) and its rules are `app.ctct.priorities`.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-
-
-class Priority(enum.StrEnum):
-    """Who is calling: interactive work may spend the reserve, background work may not."""
-
-    INTERACTIVE = "interactive"
-    BACKGROUND = "background"
 
 
 @dataclass(frozen=True)
@@ -29,6 +21,7 @@ class BudgetSnapshot:
     remaining_interactive: int
     remaining_background: int
     penalty_ends_at: datetime | None
+    remaining_retry: int = 0
 
 
 def key_fingerprint(api_key: str) -> str:

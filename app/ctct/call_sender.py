@@ -10,9 +10,11 @@ number of times; the caller says which calls are reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +23,6 @@ import structlog
 
 from app.ctct.auth import PartnerTokenProvider
 from app.ctct.budget import CallBudget
-from app.ctct.budget_terms import Priority
 from app.ctct.errors import (
     CtctBudgetTimeout,
     CtctError,
@@ -30,6 +31,7 @@ from app.ctct.errors import (
     UnavailableReason,
     error_from_response,
 )
+from app.ctct.priorities import Priority
 from app.kit.backoff import backoff_delay
 from app.kit.metrics import CTCT_CALLS, CTCT_RATE_LIMIT_WAITS
 from app.settings import CtctSettings
@@ -48,6 +50,27 @@ def http_timeout(settings: CtctSettings) -> httpx.Timeout:
     )
 
 
+@dataclass
+class CallCount:
+    """HTTP requests sent to CTCT (retries and failures included) inside `counting_calls`."""
+
+    calls: int = 0
+
+
+_counting: ContextVar[CallCount | None] = ContextVar("ctct_call_count", default=None)
+
+
+@contextlib.contextmanager
+def counting_calls() -> Iterator[CallCount]:
+    """Count the CTCT calls this task (and the tasks it starts) sends inside the block."""
+    count = CallCount()
+    token = _counting.set(count)
+    try:
+        yield count
+    finally:
+        _counting.reset(token)
+
+
 @dataclass(frozen=True)
 class CtctCall:
     """One CTCT operation to send: its name (for logs and metrics), method, URL and body."""
@@ -60,6 +83,8 @@ class CtctCall:
     encoded_account_id: str | None = None
     # Partner operations carry our `x-api-key`; a user's call carries only the user's token.
     partner_credentials: bool = True
+    # Values the call sends that CTCT may echo and we must never keep (a client's password).
+    secrets: tuple[str, ...] = ()
 
 
 class CallSender:
@@ -172,6 +197,7 @@ class CallSender:
             response.content,
             operation=call.operation,
             encoded_account_id=call.encoded_account_id,
+            secrets=call.secrets,
         )
 
     async def _send(
@@ -183,6 +209,9 @@ class CallSender:
     async def _http_request(
         self, call: CtctCall, bearer: str, slot: datetime | None = None
     ) -> httpx.Response:
+        count = _counting.get()
+        if count is not None:
+            count.calls += 1
         headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
         if call.partner_credentials:
             headers["x-api-key"] = self._settings.api_key.get_secret_value()
@@ -231,7 +260,7 @@ class CallSender:
 
         async def trace(event: str, _info: dict[str, object]) -> None:
             if event == "http11.send_request_body.complete":
-                await budget.note_sent(slot)
+                budget.note_sent(slot)
 
         return {"trace": trace}
 

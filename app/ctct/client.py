@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ctct.auth import PartnerTokenProvider
 from app.ctct.budget import CallBudget
-from app.ctct.budget_terms import Priority
 from app.ctct.call_sender import CallSender, CtctCall, http_timeout
 from app.ctct.errors import CtctAuthError, CtctServerError
+from app.ctct.priorities import Priority
 from app.ctct.quota_alert import QuotaLowHook
 from app.ctct.schemas import (
     AccountPage,
@@ -111,13 +111,25 @@ class CtctClient:
         await self.aclose()
 
     async def create_account(
-        self, body: Mapping[str, object], *, max_wait: float | None = None
+        self,
+        body: Mapping[str, object],
+        *,
+        priority: Priority = Priority.FIRST_ATTEMPT,
+        max_wait: float | None = None,
     ) -> ProvisionResult:
-        """`POST /partner/accounts`, sent once: a 503, 429 or timeout is raised, never retried."""
-        call = CtctCall("create_account", "POST", self._url("/partner/accounts"), json=body)
-        response = await self._sender.send(
-            call, priority=Priority.INTERACTIVE, retry=False, max_wait=max_wait
+        """`POST /partner/accounts`, sent once: a 503, 429 or timeout is raised, never retried.
+
+        `priority`: FIRST_ATTEMPT for a first attempt, RETRY for the ones after it.
+        """
+        password = body.get("password")
+        call = CtctCall(
+            "create_account",
+            "POST",
+            self._url("/partner/accounts"),
+            json=body,
+            secrets=(password,) if isinstance(password, str) else (),
         )
+        response = await self._sender.send(call, priority=priority, retry=False, max_wait=max_wait)
         return self._parse(ProvisionResult, response, call)
 
     async def list_accounts_page(

@@ -13,18 +13,23 @@ CtctError                    status (int | None), should_retry, error_key, error
 └── CtctBudgetTimeout        our shared rate limit would make the call wait past its deadline
 
 An error never carries a secret, a token or the request body: only the status, CTCT's error keys
-and (truncated) messages, the operation name and, where useful, the account id.
+and (truncated) messages, the operation name and, where useful, the account id. A secret the call
+sent (a client's password) is redacted from CTCT's messages before anything else touches them:
+collapsing whitespace or cutting a message at its limit first would let it (or a piece of it)
+through.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 MAX_MESSAGE_CHARS = 300
+REDACTED = "[redacted]"
 NOT_OURS_ERROR_KEYS = frozenset({"partner.account.not_managed"})
 _NOT_OURS_MESSAGE = re.compile(
     r"(another|different|other)\s+partner|not\s+managed\s+by|not\s+under\s+(your|this)\s+partner",
@@ -63,6 +68,11 @@ class CtctError(Exception):
     @property
     def should_retry(self) -> bool:
         """Whether the same request may succeed if sent again later."""
+        return False
+
+    @property
+    def request_may_have_been_processed(self) -> bool:
+        """Whether CTCT may have acted on the request (a create may have created the account)."""
         return False
 
     @property
@@ -163,6 +173,16 @@ class CtctServerError(CtctError):
         """Server-side failures may pass; anything else will not."""
         return self.status is not None and self.status >= 500
 
+    @property
+    def answered_success(self) -> bool:
+        """CTCT answered 2xx, with a body we could not read: it did what we asked."""
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def request_may_have_been_processed(self) -> bool:
+        """A 5xx, a 2xx we cannot read, an unexpected status: CTCT may have acted."""
+        return True
+
 
 class CtctBudgetExhausted(CtctError):
     """Our daily CTCT budget is spent for this priority; no call was made."""
@@ -186,12 +206,23 @@ class CtctBudgetTimeout(CtctError):
         return True
 
 
-def _truncate(text: str) -> str:
-    text = " ".join(text.split())
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret replaced, also where its whitespace was collapsed or changed."""
+    for secret in secrets:
+        words = secret.split()
+        if not words:
+            continue
+        pattern = r"\s+".join(re.escape(word) for word in words)
+        text = re.sub(pattern, REDACTED, text)
+    return text
+
+
+def _truncate(text: str, secrets: Sequence[str] = ()) -> str:
+    text = " ".join(redact(text, secrets).split())
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
-def _detail(item: dict[str, object]) -> ErrorDetail | None:
+def _detail(item: dict[str, object], secrets: Sequence[str]) -> ErrorDetail | None:
     key = item.get("error_key")
     message = item.get("error_message")
     if key is None and message is None:
@@ -201,29 +232,32 @@ def _detail(item: dict[str, object]) -> ErrorDetail | None:
         key = oauth_error
         message = item.get("error_description") or oauth_error
     return ErrorDetail(
-        error_key=str(key) if key is not None else None,
-        error_message=_truncate(str(message if message is not None else key)),
+        error_key=redact(str(key), secrets) if key is not None else None,
+        error_message=_truncate(str(message if message is not None else key), secrets),
     )
 
 
-def parse_error_body(content: bytes) -> tuple[ErrorDetail, ...]:
-    """Read any CTCT error body: an array of objects, one object, OAuth2 `{"error"}`, or text."""
+def parse_error_body(content: bytes, secrets: Sequence[str] = ()) -> tuple[ErrorDetail, ...]:
+    """Read any CTCT error body: an array of objects, one object, OAuth2 `{"error"}`, or text.
+
+    `secrets` (what the call sent that must never be kept) are redacted first.
+    """
     text = content.decode("utf-8", errors="replace").strip()
     if not text:
         return ()
     try:
         parsed: object = json.loads(text)
     except ValueError:
-        return (ErrorDetail(error_key=None, error_message=_truncate(text)),)
+        return (ErrorDetail(error_key=None, error_message=_truncate(text, secrets)),)
     items = parsed if isinstance(parsed, list) else [parsed]
     details: list[ErrorDetail] = []
     for item in items:
         if isinstance(item, dict):
-            detail = _detail(item)
+            detail = _detail(item, secrets)
             if detail is not None:
                 details.append(detail)
         elif isinstance(item, str):
-            details.append(ErrorDetail(error_key=None, error_message=_truncate(item)))
+            details.append(ErrorDetail(error_key=None, error_message=_truncate(item, secrets)))
     return tuple(details)
 
 
@@ -244,9 +278,11 @@ def error_from_response(
     *,
     operation: str,
     encoded_account_id: str | None = None,
+    secrets: Sequence[str] = (),
 ) -> CtctError:
-    """The error for a non-success CTCT response; `encoded_account_id` marks account calls."""
-    errors = parse_error_body(content)
+    """The error for a non-success CTCT response; `encoded_account_id` marks account calls,
+    `secrets` are redacted from CTCT's messages before they are cut."""
+    errors = parse_error_body(content, secrets)
     if status == 400:
         if encoded_account_id is not None and _is_not_ours(errors):
             return CtctNotOurs(

@@ -12,7 +12,8 @@ from app.db import Base
 
 
 class CtctBudget(Base):
-    """Recent grant times (sliding window), today's count (UTC) and a shared 429 penalty."""
+    """Recent grant times (sliding window), today's count (UTC), a shared 429 penalty, and until
+    when a waiting caller of each priority holds lower priorities back."""
 
     __tablename__ = "ctct_budget"
     __table_args__ = (CheckConstraint("quota_used >= 0", name="quota_used_not_negative"),)
@@ -26,4 +27,7 @@ class CtctBudget(Base):
     penalty_ends_at: Mapped[datetime | None]
     # The UTC day `ctct.quota_low` was sent for this key (once per day, across processes).
     quota_low_day: Mapped[date | None] = mapped_column(Date)
+    interactive_waiting_until: Mapped[datetime | None]
+    first_attempt_waiting_until: Mapped[datetime | None]
+    retry_waiting_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

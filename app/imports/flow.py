@@ -27,9 +27,9 @@ from app.clients import mirror as clients_mirror
 from app.clients import service as clients_service
 from app.clients.evidence import Membership
 from app.clients.models import ClientStatus
-from app.ctct.budget_terms import Priority
 from app.ctct.client import LIST_LIMIT_MAX, CtctClient
 from app.ctct.errors import CtctError
+from app.ctct.priorities import Priority
 from app.ctct.schemas import SiteOwner
 from app.db import utcnow
 from app.imports.applier import Context, RowResult, Target, apply_batch

@@ -4,10 +4,15 @@ The App is built at import without opening anything: its connector connects only
 worker (`partnergate worker`) opens it. Job *definitions* live in `app/worker/` (the layer that
 may import every domain); a domain defers a job by its task name, inside the caller's own
 transaction, with `defer_in_transaction`, so a rollback discards the row and its job together.
+
+A job can still fail (a bug, a crash mid-transaction) and leave its row waiting for nobody; each
+domain's sweep asks `locks_without_live_job` which of its waiting rows lost their job, and
+defers it again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -71,3 +76,23 @@ async def defer_in_transaction(
             )
         return False
     return True
+
+
+# A job in these states will still run (or is running): its row is not stranded.
+LIVE_JOB_STATUSES = ("todo", "doing")
+
+
+async def locks_without_live_job(session: AsyncSession, locks: Sequence[str]) -> list[str]:
+    """The queueing locks among `locks` that no waiting or running job holds, in order."""
+    if not locks:
+        return []
+    rows = await session.execute(
+        text(
+            "SELECT DISTINCT queueing_lock FROM procrastinate_jobs "
+            "WHERE queueing_lock = ANY(CAST(:locks AS text[])) "
+            "AND status = ANY(CAST(:statuses AS procrastinate_job_status[]))"
+        ),
+        {"locks": list(locks), "statuses": list(LIVE_JOB_STATUSES)},
+    )
+    live = {row[0] for row in rows}
+    return [lock for lock in locks if lock not in live]

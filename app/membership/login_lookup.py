@@ -28,9 +28,9 @@ from app.clients import policy
 from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import Client, EventSource, VerifiedVia
-from app.ctct.budget_terms import Priority
 from app.ctct.client import LIST_LIMIT_MAX
 from app.ctct.errors import CtctError
+from app.ctct.priorities import Priority
 from app.ctct.schemas import SiteOwner
 from app.db import utcnow
 from app.state import AppState

@@ -18,9 +18,9 @@ from app.clients import service as clients_service
 from app.clients.evidence import Evidence, Membership, MirroredAttributes
 from app.clients.models import Client, VerifiedVia
 from app.clients.service import Actor
-from app.ctct.budget_terms import Priority
 from app.ctct.client import CtctClient
 from app.ctct.errors import CtctAuthError, CtctError, CtctNotFound, CtctNotOurs, CtctValidationError
+from app.ctct.priorities import Priority
 from app.ctct.schemas import AccountSummary, Plan
 from app.errors import FieldError, ValidationFailed
 

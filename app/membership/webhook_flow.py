@@ -34,8 +34,8 @@ from app.clients import service as clients_service
 from app.clients.evidence import MirroredAttributes
 from app.clients.models import EventSource
 from app.clients.schemas import ACCOUNT_ID
-from app.ctct.budget_terms import Priority
 from app.ctct.client import CtctClient
+from app.ctct.priorities import Priority
 from app.ctct.webhook_signature import CtctKeys
 from app.errors import BadRequest, NotFound, UpstreamUnavailable
 from app.membership import probe

@@ -3,12 +3,15 @@
 An attempt that did not create the account ends in one of two outcomes:
 
 - `RetryLater`: send again after a backoff (not before `not_before` when CTCT or our budget
-  says when), noting when an earlier attempt may have reached CTCT (`may_exist`), so the next
-  one looks in our partner list before sending;
+  says when). When this attempt may have reached CTCT (`may_exist`: a 503, a timeout, a lost
+  connection, a 5xx, a 2xx we cannot read) nothing is sent again until a read of our partner
+  list that began afterwards says the account is not there (`reads`, `answers`);
 - `Finish`: end the request as failed or needs_attention, with the problem a replay answers.
 
-The attempt flow (`attempt_flow`) records the outcome; a 409 after an attempt whose outcome is
-unknown first sends it to our partner list, so only what follows that look is decided here.
+A 409 after an attempt whose outcome is unknown also waits for that read (`after_conflict`):
+listed, the account is ours; absent, the login name is someone else's (`taken_and_not_listed`).
+Every way back to the queue waits at least a floor with jitter (`backoff_at`): nothing is
+rescheduled for "now" in a loop.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from app.ctct.errors import (
     CtctUnavailable,
     CtctValidationError,
     ErrorDetail,
+    redact,
 )
 from app.ctct.provision_rules import PROVISION_FIELDS
 from app.db import utcnow
@@ -43,28 +47,31 @@ from app.provisioning.errors import (
 from app.provisioning.models import RequestState
 from app.settings import ProvisionSettings
 
-REDACTED = "[redacted]"
-
 EndingProblem = LoginNameTaken | CtctRejectedBody | ProvisioningNeedsAttention | ProvisioningExpired
 
 
 @dataclass(frozen=True)
 class RetryLater:
-    """Send again later; `may_exist`: an earlier attempt may have created the account."""
+    """Send again later; `may_exist`: this attempt may have created the account."""
 
     last_error: str
     may_exist: bool = False
     not_before: datetime | None = None
+    after_conflict: bool = False
 
 
 @dataclass(frozen=True)
 class Finish:
-    """End the request (failed or needs_attention); `problem` is what a replay answers."""
+    """End the request (failed or needs_attention); `problem` is what a replay answers.
+
+    `may_exist`: CTCT may have acted on a send, so a person's retry reconciles first.
+    """
 
     state: RequestState
     problem: EndingProblem
     erase_password: bool
     result: dict[str, object] | None = None
+    may_exist: bool = False
 
 
 Outcome = RetryLater | Finish
@@ -95,7 +102,8 @@ def of_failure(
         return RetryLater(scrub(str(exc), password), may_exist=exc.request_may_have_been_processed)
     if isinstance(exc, TimeoutError):
         return RetryLater(f"no answer within {attempt_bound:g}s; outcome unknown", may_exist=True)
-    if isinstance(exc, CtctServerError) and exc.should_retry:
+    if isinstance(exc, CtctServerError) and (exc.should_retry or exc.answered_success):
+        # A 5xx, or a 2xx whose body we cannot read: CTCT may well have created the account.
         return RetryLater(scrub(str(exc), password), may_exist=True)
     if isinstance(exc, CtctAuthError):
         # Our credentials were refused before anything was created; an operator must fix them.
@@ -113,7 +121,17 @@ def login_name_taken(login_name: str, exc: CtctConflict, password: str | None) -
     )
 
 
-def taken_and_not_listed(exc: CtctConflict, password: str | None) -> Finish:
+def conflict_after_unknown(exc: CtctConflict, password: str | None) -> RetryLater:
+    """A 409 after an attempt whose outcome is unknown: maybe ours; our partner list decides."""
+    return RetryLater(
+        f"CTCT says the login name is taken after an earlier attempt whose outcome is unknown "
+        f"({scrub(str(exc), password)})",
+        may_exist=True,
+        after_conflict=True,
+    )
+
+
+def taken_and_not_listed() -> Finish:
     """A 409 after an attempt whose outcome is unknown, and our partner list lacks the login."""
     return Finish(
         RequestState.NEEDS_ATTENTION,
@@ -123,17 +141,22 @@ def taken_and_not_listed(exc: CtctConflict, password: str | None) -> Finish:
             "belong to someone else, or CTCT may still be creating ours. A person must check."
         ),
         erase_password=False,
-        result={"ctct_errors": _details(exc.errors, password)},
+        may_exist=True,
     )
 
 
-def partner_list_unreadable(exc: CtctError, *, after_conflict: bool) -> RetryLater:
-    """Our partner list could not be read to look for an account that may exist."""
-    if after_conflict:
-        return RetryLater(
-            f"CTCT answered 409 and the partner list could not be read: {exc}", may_exist=True
-        )
-    return RetryLater(f"could not check the partner list first: {exc}", may_exist=True)
+def gave_up_unchecked(*, max_age: timedelta, error: str) -> Finish:
+    """PROVISION_MAX_AGE has passed while the partner list could not be read to check."""
+    return Finish(
+        RequestState.NEEDS_ATTENTION,
+        ProvisioningNeedsAttention(
+            f"Gave up after PROVISION_MAX_AGE ({max_age}); an earlier attempt may have "
+            f"reached CTCT, and our partner list could not be read to check ({error}). "
+            "A person must check."
+        ),
+        erase_password=False,
+        may_exist=True,
+    )
 
 
 def gave_up(*, may_exist: bool, max_age: timedelta) -> Finish:
@@ -147,6 +170,7 @@ def gave_up(*, may_exist: bool, max_age: timedelta) -> Finish:
                 "create it; a person must check."
             ),
             erase_password=False,
+            may_exist=True,
         )
     return Finish(
         RequestState.FAILED,
@@ -177,28 +201,47 @@ def unexpected(exc: CtctError, password: str | None) -> Finish:
             f"CTCT answered in a way we cannot interpret: {scrub(str(exc), password)}"
         ),
         erase_password=False,
+        may_exist=True,
     )
+
+
+def backoff_at(attempt: int, settings: ProvisionSettings, *, now: datetime) -> datetime:
+    """`now` plus the backoff after attempt `attempt`: jittered, capped, never under the floor
+    (half the base), so no way back to the queue is ever "now"."""
+    delay = backoff_delay(
+        max(attempt - 1, 0),
+        base=settings.retry_base_seconds,
+        cap=settings.retry_cap_seconds,
+        floor=floor_seconds(settings),
+    )
+    return now + timedelta(seconds=delay)
+
+
+def floor_seconds(settings: ProvisionSettings) -> float:
+    """The least time anything waits before it is tried again."""
+    return settings.retry_base_seconds / 2
 
 
 def next_attempt_at(
-    retry: RetryLater, *, attempt: int, deadline_at: datetime, settings: ProvisionSettings
+    retry: RetryLater,
+    *,
+    attempt: int,
+    deadline_at: datetime,
+    settings: ProvisionSettings,
+    now: datetime | None = None,
 ) -> datetime:
     """When to send again: a backoff after attempt `attempt`, not before `retry.not_before`,
-    and never past the deadline (the attempt then gives up)."""
-    delay = backoff_delay(
-        attempt - 1, base=settings.retry_base_seconds, cap=settings.retry_cap_seconds
-    )
-    at = utcnow() + timedelta(seconds=delay)
+    not past the deadline (the attempt then gives up), and never sooner than the floor."""
+    now = now or utcnow()
+    at = backoff_at(attempt, settings, now=now)
     if retry.not_before is not None and retry.not_before.astimezone(UTC) > at:
         at = retry.not_before.astimezone(UTC)
-    return min(at, max(deadline_at, utcnow()))
+    return max(min(at, deadline_at), now + timedelta(seconds=floor_seconds(settings)))
 
 
 def scrub(text: str, password: str | None) -> str:
     """CTCT's messages echo what we sent; a password in one never gets stored or shown."""
-    if password:
-        return text.replace(password, REDACTED)
-    return text
+    return redact(text, (password,)) if password else text
 
 
 def _field_error(detail: ErrorDetail, password: str | None) -> FieldError:

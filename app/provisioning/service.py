@@ -19,7 +19,7 @@ from app.auth.service import Principal
 from app.db import utcnow
 from app.kit.crypto import PasswordCipher
 from app.kit.pagination import CursorCodec, Page
-from app.provisioning import repository, transitions
+from app.provisioning import reads, repository, transitions
 from app.provisioning.errors import (
     IdempotencyKeyInvalid,
     IdempotencyKeyReused,
@@ -29,6 +29,7 @@ from app.provisioning.errors import (
 from app.provisioning.models import ProvisioningRequest, RequestState
 from app.provisioning.repository import OutboxStats
 from app.provisioning.schemas import ProvisioningRequestOut
+from app.settings import ProvisionSettings
 
 log = structlog.get_logger(__name__)
 
@@ -129,19 +130,22 @@ async def requeue(
     request.finished_at = None
     request.response_status = None
     request.response_body = None
-    await transitions.back_to_pending(session, request, at=now)
+    # An earlier send may have created the account: our partner list is read before any other.
+    await transitions.back_to_pending(session, request, at=now, uncertain=request.may_exist)
     log.info("provisioning.request.requeued", request_id=request.id, by=by)
     return request
 
 
 async def sweep(
-    session: AsyncSession, *, idempotency_ttl: timedelta, max_age: timedelta
+    session: AsyncSession, *, idempotency_ttl: timedelta, settings: ProvisionSettings
 ) -> SweepReport:
-    """Return abandoned in-flight requests, restore lost jobs, release expired keys, measure."""
-    await transitions.release_expired_leases(session)
+    """Return abandoned in-flight requests, restore lost jobs (requests' and the partner-list
+    reader's), release expired keys, measure."""
+    await transitions.release_expired_leases(session, settings)
     await transitions.requeue_orphans(session, grace=ORPHAN_GRACE)
+    await reads.restore_lost_job(session)
     released = await repository.release_idempotency_keys(session, utcnow() - idempotency_ttl)
-    erased = await repository.erase_stale_passwords(session, utcnow() - max_age)
+    erased = await repository.erase_stale_passwords(session, utcnow() - settings.max_age)
     return SweepReport(
         keys_released=released,
         passwords_erased=erased,

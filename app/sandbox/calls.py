@@ -24,6 +24,11 @@ class CallRecord:
     at: datetime
     api_key: str | None
     fault: str | None
+    # When the request arrived; when its client went away before the answer (a timeout, a
+    # lost response); the login name a create asked for. For proving sends never overlap.
+    arrived_at: datetime | None = None
+    left_at: datetime | None = None
+    login_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as the control API shows it."""
@@ -35,6 +40,9 @@ class CallRecord:
             "at": iso(self.at),
             "api_key": self.api_key,
             "fault": self.fault,
+            "arrived_at": iso(self.arrived_at) if self.arrived_at else None,
+            "left_at": iso(self.left_at) if self.left_at else None,
+            "login_name": self.login_name,
         }
 
 

@@ -8,9 +8,11 @@ the call. Token calls are not counted (NOTES Q3). Operations and authenticators 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +27,15 @@ from app.sandbox.state import SandboxState, sandbox_state
 
 JSON_MEDIA_TYPE = "application/json"
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+@dataclass(slots=True)
+class Trace:
+    """What the call log keeps about one request beyond its answer."""
+
+    arrived_at: datetime
+    login_name: str | None = None
+    left_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,35 +72,43 @@ async def serve(
     """Authenticate, count against the API key's limits, apply faults, run `handler`, log."""
     state = sandbox_state(request)
     state.settle()
+    trace = Trace(arrived_at=state.now())
+    if operation is Operation.CREATE:
+        trace.login_name = await _login_name(request)
     caller = await authenticate(state, request)
     if isinstance(caller, Response):
-        return _logged(request, state, caller, request.headers.get("x-api-key"))
+        return _logged(request, state, caller, request.headers.get("x-api-key"), trace)
     if caller.api_key is not None:
         verdict = state.admit(caller.api_key)
         if verdict is not Verdict.ADMITTED:
-            return _logged(request, state, _rate_limited(verdict), caller.api_key)
+            return _logged(request, state, _rate_limited(verdict), caller.api_key, trace)
     plan = state.take_faults(operation)
     if plan.delay_seconds > 0:
-        await asyncio.sleep(plan.delay_seconds)
+        await _delay(request, state, plan.delay_seconds, trace)
     fault = plan.fault
     if fault is None:
-        return _logged(request, state, await handler(request, state, caller), caller.api_key)
+        response = await handler(request, state, caller)
+        return _logged(request, state, response, caller.api_key, trace)
     if fault.kind is FaultKind.LOST_RESPONSE:
         response = await handler(request, state, caller)
-        _logged(request, state, response, caller.api_key, fault)
-        await _hang_until_client_leaves(request, state)
+        try:
+            await _hang_until_client_leaves(request, state)
+        finally:  # the client left, or took this task with it (in-process transports)
+            trace.left_at = state.now()
+            _logged(request, state, response, caller.api_key, trace, fault)
         timeout = errors.error_list(errors.TIMEOUT_ERROR_KEY, "The response was lost.")
         return json_response(timeout, 504)
     if fault.kind is FaultKind.UNAVAILABLE and operation is Operation.CREATE:
         await _defer_create(request, state, caller, fault)
-    return _logged(request, state, _fault_response(fault.kind), caller.api_key, fault)
+    return _logged(request, state, _fault_response(fault.kind), caller.api_key, trace, fault)
 
 
-def _logged(
+def _logged(  # noqa: PLR0917 - one call-log line from everything serve knows
     request: Request,
     state: SandboxState,
     response: Response,
     api_key: str | None,
+    trace: Trace,
     fault: Fault | None = None,
 ) -> Response:
     state.record_call(
@@ -99,8 +118,40 @@ def _logged(
         status=response.status_code,
         api_key=api_key,
         fault=fault.kind.value if fault is not None else None,
+        arrived_at=trace.arrived_at,
+        left_at=trace.left_at,
+        login_name=trace.login_name,
     )
     return response
+
+
+async def _login_name(request: Request) -> str | None:
+    """The login name a create body asks for, if it can be read (the body stays cached)."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    login = body.get("login_name") if isinstance(body, dict) else None
+    return login if isinstance(login, str) else None
+
+
+async def _delay(request: Request, state: SandboxState, seconds: float, trace: Trace) -> None:
+    """A slow CTCT: answer after `seconds`, noting when the client gave up meanwhile (CTCT goes
+    on with the request all the same)."""
+    await request.body()  # read (and cached for the handler) before listening for a departure
+
+    async def departure() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        trace.left_at = state.now()
+
+    watcher = asyncio.create_task(departure())
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 def _rate_limited(verdict: Verdict) -> Response:

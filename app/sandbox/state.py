@@ -204,19 +204,10 @@ class SandboxState:
         with self._lock:
             self.faults.clear()
 
-    def record_call(
-        self,
-        *,
-        method: str,
-        path: str,
-        query: str,
-        status: int,
-        api_key: str | None,
-        fault: str | None = None,
-    ) -> None:
-        """Add one call to the call log, stamped with sandbox time."""
+    def record_call(self, **fields: Any) -> None:
+        """Add one call (`CallRecord`'s fields but `at`) to the call log, at sandbox time."""
         with self._lock:
-            self.calls.record(CallRecord(method, path, query, status, self.now(), api_key, fault))
+            self.calls.record(CallRecord(at=self.now(), **fields))
 
     def advance_clock(self, seconds: float) -> datetime:
         """Move sandbox time forward."""

@@ -27,6 +27,9 @@ log = structlog.get_logger(__name__)
 
 RESPONSE_EXCERPT_CHARS = 500
 USER_AGENT = "partnergate-webhooks/1"
+UNSIGNABLE_ERROR = (
+    "no signing secret (WEBHOOK_SECRET unset or undecryptable): nothing is delivered unsigned"
+)
 
 
 def build_http(settings: WebhookSettings) -> httpx.AsyncClient:
@@ -47,19 +50,35 @@ def retry_delay(attempts: int, settings: WebhookSettings, rng: random.Random | N
     )
 
 
+class SecretUnusable(ValueError):
+    """A signing secret is not a Standard Webhooks secret (`whsec_` + base64)."""
+
+
 def signed_headers(
     secrets: str | Sequence[str], event_id: str, body: str, at: datetime
 ) -> dict[str, str]:
     """The three Standard Webhooks headers for `body`: one signature per secret, space-separated
     (a receiver accepts the delivery if any of them verifies)."""
     keys = [secrets] if isinstance(secrets, str) else list(secrets)
+    try:
+        signature = " ".join(Webhook(key).sign(event_id, at, body) for key in keys)
+    except (ValueError, TypeError):
+        # Never the secret itself in the message: it ends up in the row and the logs.
+        raise SecretUnusable(
+            "WEBHOOK_SECRET is not a Standard Webhooks secret (whsec_ followed by base64)"
+        ) from None
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": " ".join(Webhook(key).sign(event_id, at, body) for key in keys),
+        "webhook-signature": signature,
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
+
+
+def storable(value: str) -> str:
+    """`value` cut to the excerpt size, without the NUL characters Postgres text refuses."""
+    return value.replace("\x00", "\ufffd")[:RESPONSE_EXCERPT_CHARS]
 
 
 async def _load(
@@ -75,18 +94,21 @@ async def _load(
 async def _post(
     http: httpx.AsyncClient, delivery: WebhookDelivery, keys: Sequence[str]
 ) -> tuple[int | None, str | None, str | None]:
-    """(status, response excerpt, transport error) of one POST, outside any transaction."""
+    """(status, response excerpt, error) of one POST, outside any transaction; never raises.
+
+    Whatever goes wrong (the receiver, the network, our own secret) is a failed attempt that
+    is recorded and retried with backoff: a delivery is never left pending without a job.
+    """
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True)
-    now = datetime.now(UTC)
     try:
-        response = await http.post(
-            delivery.url,
-            content=body,
-            headers=signed_headers(keys, delivery.event_id, body, now),
-        )
-    except httpx.HTTPError as exc:
-        return None, None, f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT_CHARS]
-    return response.status_code, response.text[:RESPONSE_EXCERPT_CHARS], None
+        headers = signed_headers(keys, delivery.event_id, body, datetime.now(UTC))
+        response = await http.post(delivery.url, content=body, headers=headers)
+        return response.status_code, storable(response.text), None
+    except SecretUnusable as exc:
+        return None, None, str(exc)
+    except Exception as exc:  # a receiver's odd reply or a broken connection: one failed try
+        log.warning("webhooks.deliver.send_failed", error_type=type(exc).__name__)
+        return None, None, storable(f"{type(exc).__name__}: {exc}")
 
 
 async def attempt(
@@ -107,10 +129,11 @@ async def attempt(
     error: str | None = subscribers.REMOVED_ERROR
     if subscriber is None or subscriber.deleted_at is None:
         keys = subscribers.secrets_of(subscriber, box, settings)
-        if not keys:
-            log.warning("webhooks.deliver.unsigned_skipped", delivery_id=delivery_id)
-            return None
-        status, excerpt, error = await _post(http, delivery, keys)
+        if keys:
+            status, excerpt, error = await _post(http, delivery, keys)
+        else:  # a failed attempt with its next one queued, not a row left without a job
+            log.warning("webhooks.deliver.unsigned", delivery_id=delivery_id)
+            error = UNSIGNABLE_ERROR
     delivered = status is not None and 200 <= status < 300
     async with sessionmaker() as session, session.begin():
         row = await repository.get(session, delivery_id, for_update=True)

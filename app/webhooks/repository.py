@@ -18,6 +18,8 @@ from app.webhooks.models import (
     WebhookSubscriber,
 )
 
+SWEEP_BATCH = 500
+
 
 async def add_event(session: AsyncSession, event: WebhookEvent) -> WebhookEvent:
     session.add(event)
@@ -231,3 +233,28 @@ async def count_success(session: AsyncSession, subscriber_id: int, *, now: datet
         .where(WebhookSubscriber.id == subscriber_id)
         .values(consecutive_failures=0, failing_since=None, last_delivered_at=now)
     )
+
+
+async def unfanned_events(session: AsyncSession, *, created_before: datetime) -> list[str]:
+    """Ids of events not yet turned into deliveries, older than `created_before`."""
+    statement = (
+        select(WebhookEvent.event_id)
+        .where(WebhookEvent.fanned_out_at.is_(None), WebhookEvent.created_at < created_before)
+        .order_by(WebhookEvent.id)
+        .limit(SWEEP_BATCH)
+    )
+    return list((await session.execute(statement)).scalars())
+
+
+async def overdue_pending(session: AsyncSession, *, due_before: datetime) -> list[int]:
+    """Ids of pending deliveries whose next attempt was due before `due_before`."""
+    statement = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.state == DeliveryState.PENDING.value,
+            WebhookDelivery.next_attempt_at < due_before,
+        )
+        .order_by(WebhookDelivery.id)
+        .limit(SWEEP_BATCH)
+    )
+    return list((await session.execute(statement)).scalars())

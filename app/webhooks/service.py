@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from app.errors import NotFound
-from app.kit.jobs import defer_in_transaction
+from app.kit.jobs import defer_in_transaction, locks_without_live_job
 from app.kit.pagination import CursorCodec, Page
 from app.settings import WebhookSettings
 from app.webhooks import repository, subscribers
@@ -35,8 +35,11 @@ log = structlog.get_logger(__name__)
 QUEUE = "webhooks"
 FAN_OUT_TASK = "webhooks.fan_out"
 DELIVER_TASK = "webhooks.deliver"
+SWEEP_TASK = "webhooks.sweep"
 _FAN_OUT_LOCK_PREFIX = "webhooks-event-"
 _DELIVERY_LOCK_PREFIX = "webhooks-delivery-"
+# A row this overdue whose job is gone lost it (a job that raised, a crash): the sweep's grace.
+LOST_JOB_GRACE = timedelta(seconds=30)
 
 
 class DeliveryNotFound(NotFound):
@@ -133,6 +136,28 @@ async def defer_delivery(session: AsyncSession, delivery_id: int, *, at: datetim
         schedule_at=at,
         delivery_id=delivery_id,
     )
+
+
+async def restore_lost_jobs(session: AsyncSession, *, grace: timedelta = LOST_JOB_GRACE) -> int:
+    """Events not fanned out and pending deliveries, overdue, whose job is gone get one again."""
+    before = utcnow() - grace
+    restored = 0
+    events = await repository.unfanned_events(session, created_before=before)
+    locks = {f"{_FAN_OUT_LOCK_PREFIX}{event_id}": event_id for event_id in events}
+    for lock in await locks_without_live_job(session, list(locks)):
+        await defer_in_transaction(
+            session, task=FAN_OUT_TASK, queue=QUEUE, queueing_lock=lock, event_id=locks[lock]
+        )
+        log.warning("webhooks.fan_out.job_restored", event_id=locks[lock])
+        restored += 1
+    deliveries = await repository.overdue_pending(session, due_before=before)
+    by_lock = {f"{_DELIVERY_LOCK_PREFIX}{delivery_id}": delivery_id for delivery_id in deliveries}
+    now = utcnow()
+    for lock in await locks_without_live_job(session, list(by_lock)):
+        await defer_delivery(session, by_lock[lock], at=now)
+        log.warning("webhooks.deliver.job_restored", delivery_id=by_lock[lock])
+        restored += 1
+    return restored
 
 
 async def status_changed(

@@ -22,6 +22,7 @@ from app.worker import runtime
 log = structlog.get_logger(__name__)
 
 SCHEDULED_TASK = "audit.scheduled"
+SWEEP_TASK = "audit.sweep"
 PERIODIC_ID = "audit"
 
 
@@ -51,6 +52,17 @@ async def run_scheduled(context: JobContext, timestamp: int) -> None:
         trigger=AuditTrigger.SCHEDULE,
         scheduled_for=datetime.fromtimestamp(timestamp, UTC),
     )
+
+
+@job_app.periodic(cron="* * * * *", periodic_id="audit-sweep")
+@job_app.task(
+    name=SWEEP_TASK, queue=audit_service.QUEUE, queueing_lock=SWEEP_TASK, pass_context=True
+)
+async def sweep(context: JobContext, timestamp: int) -> None:
+    """Every minute: a stranded run (job gone, unclaimed too long, no heartbeat) frees its slot."""
+    resources = runtime.resources_of(context)
+    async with resources.sessionmaker() as session, session.begin():
+        await audit_service.expire_stranded(session)
 
 
 def register_schedule(cron: str) -> None:

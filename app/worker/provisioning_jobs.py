@@ -1,4 +1,5 @@
-"""Provisioning's worker jobs: send a request; sweep for stuck work and expired keys."""
+"""Provisioning's worker jobs: send a request; read the partner list for unknown outcomes;
+sweep for stuck work and expired keys."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import structlog
 from procrastinate import JobContext
 
 from app.kit.jobs import job_app
-from app.provisioning import attempt_flow, metrics, service, transitions
+from app.provisioning import attempt_flow, metrics, read_flow, reads, service, transitions
 from app.provisioning.resources import ProvisioningResources
 from app.worker import runtime
 
@@ -32,6 +33,12 @@ async def send_request(context: JobContext, request_id: int) -> None:
     await attempt_flow.drive(resources, request_id)
 
 
+@job_app.task(name=reads.RECONCILE_TASK, queue=reads.RECONCILE_QUEUE, pass_context=True)
+async def reconcile(context: JobContext) -> None:
+    """Carry the partner-list read on that answers every request whose outcome is unknown."""
+    await read_flow.run(provisioning_resources(runtime.resources_of(context)))
+
+
 @job_app.periodic(cron="* * * * * */10", periodic_id="provisioning-sweep")
 @job_app.task(
     name=SWEEP_TASK,
@@ -50,7 +57,7 @@ async def sweep_once(p: ProvisioningResources) -> None:
         report = await service.sweep(
             session,
             idempotency_ttl=p.settings.idempotency_ttl,
-            max_age=p.settings.provision.max_age,
+            settings=p.settings.provision,
         )
     if report.keys_released or report.passwords_erased:
         log.info(

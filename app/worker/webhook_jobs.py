@@ -1,4 +1,4 @@
-"""The outgoing webhooks' worker jobs: fan an event out to the receivers, attempt a delivery."""
+"""The outgoing webhooks' worker jobs: fan an event out, attempt a delivery, sweep for lost jobs."""
 
 from __future__ import annotations
 
@@ -51,3 +51,17 @@ async def deliver(context: JobContext, delivery_id: int) -> None:
         delivery_id,
         box=resources.cipher,
     )
+
+
+@job_app.periodic(cron="* * * * *", periodic_id="webhooks-sweep")
+@job_app.task(
+    name=webhooks_service.SWEEP_TASK,
+    queue=webhooks_service.QUEUE,
+    queueing_lock=webhooks_service.SWEEP_TASK,
+    pass_context=True,
+)
+async def sweep(context: JobContext, timestamp: int) -> None:
+    """Every minute: events and deliveries whose job failed or vanished get one again."""
+    resources = runtime.resources_of(context)
+    async with resources.sessionmaker() as session, session.begin():
+        await webhooks_service.restore_lost_jobs(session)

@@ -1,7 +1,7 @@
 """person: the people who use the console, with their role
 
 Revision ID: 0013_person
-Revises: 0010_partners
+Revises: 0012_partner_list_read
 Create Date: 2026-12-12 09:00:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_person"
-down_revision: str | None = "0010_partners"
+down_revision: str | None = "0012_partner_list_read"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -27,6 +27,7 @@ def ctct_settings(**overrides: object) -> CtctSettings:
         "rate_per_second": 1000.0,
         "daily_quota": 100_000,
         "interactive_reserve": 0,
+        "retry_reserve": 0,
         "timeout_seconds": 2.0,
         "read_retries": 3,
     }

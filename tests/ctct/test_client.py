@@ -11,7 +11,6 @@ import respx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ctct.budget_terms import Priority
 from app.ctct.client import build_ctct_client
 from app.ctct.errors import (
     CtctAuthError,
@@ -24,6 +23,7 @@ from app.ctct.errors import (
     CtctUnavailable,
     CtctValidationError,
 )
+from app.ctct.priorities import Priority
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.partners import OTHER, OTHER_PARTNER
 from app.sandbox.state import SandboxState

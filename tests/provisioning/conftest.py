@@ -51,6 +51,7 @@ def provisioning_settings(database_url: str, base_url: str = SANDBOX, **override
         "wait_seconds": 3.0,
         "worker_concurrency": 4,
         "worker_poll_seconds": 0.2,
+        "reconcile_interval_seconds": 0.2,
         **overrides.pop("provision", {}),
     }
     ctct = {

@@ -17,7 +17,7 @@ from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditTrigger
 from app.clients.models import ClientStatus
 from app.ctct.budget import CallBudget
-from app.ctct.budget_terms import Priority
+from app.ctct.priorities import Priority
 from app.kit.crypto import PasswordCipher
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
