@@ -3,6 +3,7 @@ reader's progress is refused, reads are spaced, and a read nobody waits for is d
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import httpx
@@ -92,6 +93,7 @@ async def test_a_reader_killed_mid_list_is_replaced_and_goes_on_from_its_page(
         )
     assert saved is not None
     # The reader dies here (kill -9): no release, its lease just runs out.
+    await asyncio.sleep(0.05)
     before = list_calls(sandbox_state)
 
     await read_flow.run(p)
