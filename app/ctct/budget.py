@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -365,7 +365,7 @@ class CallBudget:
                 quota_day=today,
                 quota_used=used + 1,
                 updated_at=now,
-                **announce,
+                **self._withdrawal(priority, slot),
             )
             if self._quota_alert.due(today, used + 1):
                 await self._quota_alert.record(
@@ -386,6 +386,17 @@ class CallBudget:
         """The row's values by which a caller waiting for `slot` holds lower priorities back."""
         column = priorities.WAITING_COLUMNS.get(priority)
         return {} if column is None else {column: _later(column, priorities.waiting_until(slot))}
+
+    @staticmethod
+    def _withdrawal(priority: Priority, slot: datetime) -> dict[str, Any]:
+        """The row's values once a caller has reserved `slot`: a reserved slot is safe from
+        lower priorities, so its announcement ends (unless a caller of the same priority
+        announced a later slot); otherwise steady traffic would keep lower ones back for good."""
+        column = priorities.WAITING_COLUMNS.get(priority)
+        if column is None:
+            return {}
+        held = _table.c[column]
+        return {column: case((held <= priorities.waiting_until(slot), None), else_=held)}
 
     async def _update_row(self, conn: AsyncConnection, **values: Any) -> None:
         await conn.execute(

@@ -7,8 +7,9 @@ priority may spend of the day and when a caller must stand back for a higher one
   `interactive_reserve` (the share that keeps access probes answering); BACKGROUND all but that
   and `retry_reserve`;
 - who goes first: a caller that must wait for a slot writes until when it waits in the budget
-  row (`<priority>_waiting_until`); a caller of a lower priority that finds such a time in the
-  future stands back until then, across processes. A caller that a higher priority could still
+  row (`<priority>_waiting_until`) and withdraws it once it has reserved its slot; a caller of
+  a lower priority that finds such a time in the future stands back until then, across
+  processes. A caller that a higher priority could still
   overtake (any but the highest) does not reserve a slot far ahead: it waits until the slot is
   near and asks again, so a higher priority that asks meanwhile is served first.
 """

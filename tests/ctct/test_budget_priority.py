@@ -95,3 +95,26 @@ async def test_within_a_process_a_waiting_audit_call_does_not_hold_up_a_probe(
         order = await _race(budget, Priority.BACKGROUND, budget, Priority.INTERACTIVE)
 
         assert order == [Priority.INTERACTIVE, Priority.BACKGROUND]
+
+
+@pytest.mark.parametrize("higher", [Priority.INTERACTIVE, Priority.FIRST_ATTEMPT])
+async def test_a_higher_priority_served_holds_nobody_back_while_slots_are_free(
+    engine: AsyncEngine, fake_time: FakeTime, higher: Priority
+) -> None:
+    # Seen in bench/soak.py: creates and probes arriving several times a second kept the audit
+    # standing back for minutes at 50 calls/s, far below the limit, and scheduled periods went
+    # by without an audit. A higher priority holds lower ones back only while it still waits.
+    product = _budget(fake_time=fake_time, engine=engine, rate_per_second=10)
+    audit = _budget(fake_time=fake_time, engine=engine, rate_per_second=10)
+    for _ in range(10):  # a burst fills the window (10 calls within 10 intervals)
+        await product.acquire(higher)
+    started = fake_time.now
+    waited_for = await product.acquire(higher)  # waited for the next slot, and has it now
+    assert waited_for > started
+    assert fake_time.now >= waited_for
+
+    fake_time.advance(0.2)  # the next slots are free; nobody waits for them
+    asked_at = fake_time.now
+    granted = await audit.acquire(Priority.BACKGROUND)
+
+    assert granted == asked_at
