@@ -13,6 +13,7 @@ import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,13 @@ class Load:
     def next_api(self) -> Api:
         return self.apis[next(self._turn) % len(self.apis)]
 
+    def tries(self) -> Iterator[Api]:
+        """The APIs one request tries in turn: the next one, then each following one, as a
+        client retrying on another replica would (never the same dead process twice running)."""
+        start = next(self._turn)
+        for attempt in range(ATTEMPTS):
+            yield self.apis[(start + attempt) % len(self.apis)]
+
     async def send(
         self, method: str, path: str, *, api: Api | None = None, **options: Any
     ) -> httpx.Response | None:
@@ -111,8 +119,10 @@ class Load:
 
     async def register(self) -> None:
         account = self.to_register.pop() if self.to_register else random.choice(self.known)
-        for _ in range(ATTEMPTS):
-            response = await self.send("POST", "/v1/clients", json={"encoded_account_id": account})
+        for api in self.tries():
+            response = await self.send(
+                "POST", "/v1/clients", api=api, json={"encoded_account_id": account}
+            )
             if response is None or response.status_code >= 500:
                 continue
             if response.status_code in (200, 201):
@@ -125,10 +135,11 @@ class Load:
 
     async def provision(self) -> None:
         login = f"soak{self.run_id}n{next(self._logins):06d}"
-        for _ in range(ATTEMPTS):
+        for api in self.tries():
             response = await self.send(
                 "POST",
                 "/v1/accounts",
+                api=api,
                 json=provision_body(login),
                 headers={"Idempotency-Key": login},
             )
