@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -163,34 +164,51 @@ def api_key(env: dict[str, str]) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-async def seed(sandbox: str, apis: list[Api], load: Load, registrations: int) -> list[str]:
-    """Accounts in the sandbox; the first ones registered through the APIs. Returns the
-    other-partner clients the watcher decides on."""
+async def _new_accounts(
+    control: httpx.AsyncClient, partner: str, count: int, prefix: str
+) -> list[str]:
+    body = {"partner": partner, "count": count, "login_prefix": prefix}
+    response = await control.post("/accounts", json=body)
+    response.raise_for_status()
+    ids: list[str] = response.json()["encoded_account_ids"]
+    return ids
+
+
+async def seed(sandbox: str, load: Load) -> list[str]:
+    """Accounts in the sandbox, registered through the APIs (the steady state: the store
+    knows them). Returns the other-partner clients the watcher decides on."""
     async with httpx.AsyncClient(base_url=f"{sandbox}/_sandbox", timeout=60) as control:
-
-        async def accounts(partner: str, count: int, prefix: str) -> list[str]:
-            body = {"partner": partner, "count": count, "login_prefix": prefix}
-            response = await control.post("/accounts", json=body)
-            response.raise_for_status()
-            ids: list[str] = response.json()["encoded_account_ids"]
-            return ids
-
-        ours = await accounts("ours", 300, "known_ours")
-        theirs = await accounts("other", 60, "known_other")
-        nobody = await accounts("none", 40, "known_none")
-        pool = (
-            await accounts("ours", registrations * 6 // 10, "reg_ours")
-            + await accounts("other", registrations * 25 // 100, "reg_other")
-            + await accounts("none", registrations * 15 // 100, "reg_none")
-        )
+        ours = await _new_accounts(control, "ours", 300, "known_ours")
+        theirs = await _new_accounts(control, "other", 60, "known_other")
+        nobody = await _new_accounts(control, "none", 40, "known_none")
     load.to_register = []
     for batch in (ours, theirs, nobody):
         for start in range(0, len(batch), 50):
             load.to_register = batch[start : start + 50]
             await asyncio.gather(*(load.register() for _ in load.to_register))
     load.known[:] = ours + theirs + nobody
-    load.to_register = pool
+    load.to_register = []
     return theirs[:20]
+
+
+async def onboard(sandbox: str, load: Load, per_second: float, until: float) -> None:
+    """New accounts appear at CTCT as the load registers them (60 % ours, 25 % another
+    partner's, 15 % nobody's), a few seconds ahead, as a product onboards its customers: an
+    audit period finds what the period brought, not the whole run's registrations at once."""
+    step = 2.0
+    async with httpx.AsyncClient(base_url=f"{sandbox}/_sandbox", timeout=60) as control:
+        batch = 0
+        while time.monotonic() < until:
+            count = max(1, round(per_second * step))
+            batch += 1
+            fresh = (
+                await _new_accounts(control, "ours", count * 6 // 10, f"reg{batch}_ours")
+                + await _new_accounts(control, "other", count * 25 // 100, f"reg{batch}_other")
+                + await _new_accounts(control, "none", count * 15 // 100, f"reg{batch}_none")
+            )
+            random.shuffle(fresh)
+            load.to_register[:0] = fresh  # register() takes from the end: oldest first
+            await asyncio.sleep(step)
 
 
 async def soak(args: argparse.Namespace, database_url: str) -> int:
@@ -246,7 +264,7 @@ async def drive(
     run_id = uuid.uuid4().hex[:6]
     load = Load(apis, known=[], to_register=[], run_id=run_id, tally=tally)
     duration = args.minutes * 60
-    watched = await seed(sandbox_url, apis, load, registrations=int(duration * args.rate * 0.12))
+    watched = await seed(sandbox_url, load)
     # The load's own tally; the registrations of the seeding must still be stored at the end.
     load.tally = tally = Tally(registered=set(tally.registered))
     watcher = Watcher(load, watched)
@@ -256,6 +274,8 @@ async def drive(
     warmup = min(60.0, duration * 0.2)
     started = time.monotonic()
     until = started + duration
+    # Registrations are 10 % of the load; new accounts come a little faster than they are used.
+    onboarding = asyncio.create_task(onboard(sandbox_url, load, args.rate * 0.12, until))
     chaos = asyncio.create_task(
         soak_checks.chaos(procs, workers, apis, started, duration, warmup, DOWN_SECONDS)
     )
@@ -266,6 +286,7 @@ async def drive(
     load_seconds = time.monotonic() - started
     load_end = time.time()
     await chaos
+    await onboarding
     print(f"on-demand audit: {await audit}", flush=True)
     for proc in procs + workers:
         proc.sample("end")
