@@ -8,6 +8,8 @@ AppError                      status, stable problem `type`, title, detail
 ├── Conflict                  409
 ├── UnprocessableEntity       422
 ├── UpstreamUnavailable       503  (CTCT could not answer and nothing sensible can be served)
+├── DatabaseBusy              503  (every pooled connection stayed busy; Retry-After: 1)
+├── DatabaseUnavailable       503  (the database cannot be reached; Retry-After: 5)
 
 Framework errors (unknown route, wrong method, malformed JSON, request validation) are rendered
 in the same format. A database this process cannot use right now (every pooled connection busy
@@ -175,6 +177,30 @@ class UpstreamUnavailable(AppError):
     title = "Constant Contact is unavailable"
 
 
+class DatabaseBusy(AppError):
+    status = 503
+    type_slug = "database-busy"
+    title = "Service busy"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Every database connection is in use; try again shortly.",
+            headers={"Retry-After": "1"},
+        )
+
+
+class DatabaseUnavailable(AppError):
+    status = 503
+    type_slug = "database-unavailable"
+    title = "Service unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database cannot be reached right now; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+
+
 def problem_response(
     status: int,
     *,
@@ -264,28 +290,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("http.request.database_busy", path=request.url.path)
-    return problem_response(
-        503,
-        slug="database-busy",
-        title="Service busy",
-        detail="Every database connection is in use; try again shortly.",
-        headers={"Retry-After": "1"},
-    )
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database this process cannot use right now, as the matching 503 problem."""
+    busy = isinstance(exc, PoolTimeout)
     log.warning(
-        "http.request.database_unavailable", path=request.url.path, error_type=type(exc).__name__
+        "http.request.database_busy" if busy else "http.request.database_unavailable",
+        path=request.url.path,
+        error_type=type(exc).__name__,
     )
-    return problem_response(
-        503,
-        slug="database-unavailable",
-        title="Service unavailable",
-        detail="The database cannot be reached right now; try again shortly.",
-        headers={"Retry-After": "5"},
-    )
+    return await _app_error(request, DatabaseBusy() if busy else DatabaseUnavailable())
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
@@ -303,7 +316,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(PoolTimeout, _database_busy)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(InterfaceError, _database_unavailable)
+    for database_error in (PoolTimeout, OperationalError, InterfaceError):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(Exception, _unhandled_error)

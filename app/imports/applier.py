@@ -22,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients import service as clients_service
 from app.clients import transfers as clients_transfers
-from app.clients.evidence import NOT_OURS, Evidence, Membership, MirroredAttributes
+from app.clients.evidence import (
+    NOT_OURS,
+    Evidence,
+    Membership,
+    listed_attributes,
+)
 from app.clients.models import ClientStatus, EventSource, VerifiedVia
 from app.ctct.schemas import SiteOwner
 from app.imports.csv_rows import RowIn
@@ -74,18 +79,10 @@ class Context:
         return f"our partner list (read {self.listed_at.isoformat(timespec='seconds')})"
 
 
-def _attributes(account: SiteOwner) -> MirroredAttributes:
-    return MirroredAttributes(
-        site_owner_name=account.site_owner_name,
-        organization_name=account.organization_name,
-        billing_status=account.billing_status,
-        subscriber_count=account.subscriber_count,
-        last_login_date=account.last_login_date,
-    )
-
-
 def _ours(account: SiteOwner) -> Evidence:
-    return Evidence(Membership.OURS, VerifiedVia.PARTNER_LIST, REASON_IN_LIST, _attributes(account))
+    return Evidence(
+        Membership.OURS, VerifiedVia.PARTNER_LIST, REASON_IN_LIST, listed_attributes(account)
+    )
 
 
 async def apply_batch(
@@ -97,7 +94,7 @@ async def apply_batch(
         session, [t.account_id for t in listed if t.account_id is not None]
     )
     confirm = {
-        t.account_id: _attributes(t.listed)
+        t.account_id: listed_attributes(t.listed)
         for t in listed
         if t.account_id is not None
         and t.listed is not None
