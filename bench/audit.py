@@ -28,8 +28,8 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.audit import runner
-from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditTrigger
+from app.ctct.client import build_ctct_client
 from app.db import create_engine, create_sessionmaker
 from app.migrate import PROJECT_ROOT, upgrade
 from app.settings import Settings
@@ -90,7 +90,7 @@ async def _case(n: int, rate: int, database_url: str, sandbox: str) -> tuple[flo
     baseline = _rss_kb("VmRSS")
     _reset_peak()
     started = time.perf_counter()
-    async with build_metered_ctct_client(settings.ctct, engine=engine) as ctct:
+    async with build_ctct_client(settings.ctct, engine=engine) as ctct:
         run = await runner.run_once(sessionmaker, settings, ctct, trigger=AuditTrigger.CLI)
     wall = time.perf_counter() - started
     peak_mb = max(0, _rss_kb("VmHWM") - baseline) / 1024

@@ -6,8 +6,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner
-from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditRun, AuditTrigger
+from app.ctct.client import build_ctct_client
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
@@ -23,7 +23,7 @@ async def audit(
 ) -> AuditRun:
     """Run one audit to its end; fail the test unless it completed."""
     transport = httpx.ASGITransport(app=create_sandbox_app(sandbox))
-    async with build_metered_ctct_client(settings.ctct, engine=engine, transport=transport) as ctct:
+    async with build_ctct_client(settings.ctct, engine=engine, transport=transport) as ctct:
         run = await runner.run_once(sessionmaker, settings, ctct, trigger=AuditTrigger.CLI)
     assert run is not None
     assert run.state == "completed", (run.state, run.error)

@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit import repository
 from app.audit import service as audit_service
 from app.audit.applier import Applied, apply_page
-from app.audit.meter import CallMeter, build_metered_ctct_client, metering
 from app.audit.models import AuditRun, AuditState, AuditTrigger
 from app.audit.pipeline import read_ahead
 from app.clients import mirror as clients_mirror
 from app.clients import service as clients_service
 from app.clients.models import ClientStatus
-from app.ctct.client import CtctClient
+from app.ctct.call_meter import CallMeter, metering
+from app.ctct.client import CtctClient, build_ctct_client
 from app.ctct.errors import CtctError
 from app.db import create_engine, create_sessionmaker, utcnow
 from app.kit.metrics import AUDIT_RUNS
@@ -322,7 +322,7 @@ async def run_once(
     if run is None:
         log.info("audit.run.skipped", audit_run_id=run_id, trigger=trigger.value)
         return None
-    # `ctct` must count its requests through `app.audit.meter.count_call` (the worker's does).
+    # Every CTCT client counts its requests for the meter set here (`app.ctct.call_meter`).
     meter = CallMeter(token_path=httpx.URL(settings.ctct.token_url).path)
     with metering(meter):
         return await execute(sessionmaker, settings, run, ctct, meter)
@@ -333,7 +333,7 @@ async def run_with_own_engine(settings: Settings, *, requested_by: str | None) -
     assert settings.database.url is not None
     engine = create_engine(settings.database.url, pool_size=2, max_overflow=2)
     try:
-        async with build_metered_ctct_client(settings.ctct, engine=engine) as ctct:
+        async with build_ctct_client(settings.ctct, engine=engine) as ctct:
             return await run_once(
                 create_sessionmaker(engine),
                 settings,

@@ -10,11 +10,9 @@ number of times; the caller says which calls are reads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,27 +46,6 @@ def http_timeout(settings: CtctSettings) -> httpx.Timeout:
         settings.timeout_seconds,
         connect=min(CONNECT_TIMEOUT_CAP_SECONDS, settings.timeout_seconds),
     )
-
-
-@dataclass
-class CallCount:
-    """HTTP requests sent to CTCT (retries and failures included) inside `counting_calls`."""
-
-    calls: int = 0
-
-
-_counting: ContextVar[CallCount | None] = ContextVar("ctct_call_count", default=None)
-
-
-@contextlib.contextmanager
-def counting_calls() -> Iterator[CallCount]:
-    """Count the CTCT calls this task (and the tasks it starts) sends inside the block."""
-    count = CallCount()
-    token = _counting.set(count)
-    try:
-        yield count
-    finally:
-        _counting.reset(token)
 
 
 @dataclass(frozen=True)
@@ -209,9 +186,6 @@ class CallSender:
     async def _http_request(
         self, call: CtctCall, bearer: str, slot: datetime | None = None
     ) -> httpx.Response:
-        count = _counting.get()
-        if count is not None:
-            count.calls += 1
         headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
         if call.partner_credentials:
             headers["x-api-key"] = self._settings.api_key.get_secret_value()

@@ -21,6 +21,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.ctct import call_meter
 from app.ctct.auth import PartnerTokenProvider
 from app.ctct.budget import CallBudget
 from app.ctct.call_sender import CallSender, CtctCall, http_timeout
@@ -379,13 +380,15 @@ def build_ctct_client(
 ) -> CtctClient:
     """A client with its own HTTP pool, token provider and budget (which shares the database).
 
-    `on_request` sees every request sent, token fetches included (the audit counts them).
+    Every request sent, token fetches included, is counted for the work metering it
+    (`call_meter.metering`); `on_request` sees each one too.
     """
+    hooks = [call_meter.count_call, *([on_request] if on_request else [])]
     http = httpx.AsyncClient(
         transport=transport,
         timeout=http_timeout(settings),
         follow_redirects=False,
-        event_hooks={"request": [on_request]} if on_request else None,
+        event_hooks={"request": hooks},
     )
     return CtctClient(
         http,

@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import structlog
 
 from app.clients import service as clients_service
 from app.clients.evidence import listed_attributes
 from app.clients.models import VerifiedVia
-from app.ctct.call_sender import CallCount, counting_calls
+from app.ctct.call_meter import CallMeter, metering
 from app.ctct.client import LIST_LIMIT_MAX
 from app.ctct.errors import CtctBudgetExhausted, CtctError, CtctServerError
 from app.ctct.priorities import Priority
@@ -42,17 +43,17 @@ async def run(p: ProvisioningResources) -> None:
     if not isinstance(step, reads.ReadClaim):
         return
     claim = step
-    with counting_calls() as count:
+    with metering(CallMeter(token_path=httpx.URL(p.settings.ctct.token_url).path)) as meter:
         try:
-            await _read(p, claim, count)
+            await _read(p, claim, meter)
         except (CtctError, TimeoutError) as exc:
-            await _pause(p, claim, exc, count.calls)
+            await _pause(p, claim, exc, meter.list_calls)
         except BaseException:
-            await asyncio.shield(_release(p, claim, count.calls))
+            await asyncio.shield(_release(p, claim, meter.list_calls))
             raise
 
 
-async def _read(p: ProvisioningResources, claim: reads.ReadClaim, count: CallCount) -> None:
+async def _read(p: ProvisioningResources, claim: reads.ReadClaim, meter: CallMeter) -> None:
     lease = timedelta(seconds=p.lease_seconds)
     href = claim.next_href
     followed: set[str] = set()
@@ -68,7 +69,7 @@ async def _read(p: ProvisioningResources, claim: reads.ReadClaim, count: CallCou
                 claim,
                 next_href=page.next_href,
                 accounts=len(page.accounts),
-                list_calls=count.calls,
+                list_calls=meter.list_calls,
                 lease=lease,
             )
             if read is None:
@@ -89,7 +90,7 @@ async def _read(p: ProvisioningResources, claim: reads.ReadClaim, count: CallCou
         followed.add(page.next_href)
         href = page.next_href
     async with p.sessionmaker() as session, session.begin():
-        read = await reads.complete(session, claim, list_calls=count.calls)
+        read = await reads.complete(session, claim, list_calls=meter.list_calls)
         if read is not None:
             read.requests_answered += await answers.absent(
                 session, read_started_at=claim.started_at, settings=p.settings.provision

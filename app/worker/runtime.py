@@ -10,8 +10,7 @@ import httpx
 from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.meter import build_metered_ctct_client
-from app.ctct.client import CtctClient
+from app.ctct.client import CtctClient, build_ctct_client
 from app.db import create_engine, create_sessionmaker
 from app.kit.crypto import PasswordCipher
 from app.settings import Settings
@@ -58,8 +57,8 @@ async def started(
         max_overflow=settings.database.max_overflow,
         pool_timeout=settings.database.pool_timeout,
     )
-    # One CTCT client for every job; an audit run counts its own calls on it (audit.meter).
-    ctct = build_metered_ctct_client(
+    # One CTCT client for every job; an audit run or a shared read meters its own calls on it.
+    ctct = build_ctct_client(
         settings.ctct,
         engine=engine,
         transport=ctct_transport,

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner
-from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditRun, AuditTrigger
 from app.clients.models import ClientStatus
+from app.ctct.client import build_ctct_client
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
@@ -59,7 +59,7 @@ class Auditor:
 
     async def run(self, trigger: AuditTrigger = AuditTrigger.CLI) -> AuditRun:
         transport = httpx.ASGITransport(app=create_sandbox_app(self.sandbox))
-        async with build_metered_ctct_client(
+        async with build_ctct_client(
             self.settings.ctct, engine=self.engine, transport=transport
         ) as ctct:
             run = await runner.run_once(self.sessionmaker, self.settings, ctct, trigger=trigger)

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner as audit_runner
-from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditState, AuditTrigger
 from app.auth.scopes import Scope
 from app.clients.models import ClientStatus
+from app.ctct.client import build_ctct_client
 from app.migrate import PROJECT_ROOT
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.server import running_sandbox
@@ -53,7 +53,7 @@ async def test_post_queues_a_run_for_the_worker_and_a_second_one_conflicts(
 
     # What the worker's job does with the queued run:
     transport = httpx.ASGITransport(app=create_sandbox_app(auditor.sandbox))
-    async with build_metered_ctct_client(settings.ctct, engine=engine, transport=transport) as ctct:
+    async with build_ctct_client(settings.ctct, engine=engine, transport=transport) as ctct:
         done = await audit_runner.run_once(
             sessionmaker, settings, ctct, trigger=AuditTrigger.API, run_id=run_id
         )

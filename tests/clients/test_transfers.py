@@ -6,13 +6,13 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditTrigger
 from app.audit.runner import run_once
 from app.clients import transfers
 from app.clients.evidence import Membership
 from app.clients.models import EventSource, TransferRequestEvent, TransferState
 from app.clients.service import Actor
+from app.ctct.client import build_ctct_client
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.state import SandboxState
 from app.settings import Settings
@@ -71,7 +71,7 @@ async def test_an_audit_that_finds_the_account_completes_the_request_and_approve
         )
     sandbox.move(account.encoded_account_id, "ours")
 
-    async with build_metered_ctct_client(
+    async with build_ctct_client(
         sandboxed_settings.ctct,
         engine=engine,
         transport=httpx.ASGITransport(app=create_sandbox_app(sandbox)),

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner as audit_runner
-from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditState, AuditTrigger
 from app.auth.scopes import Scope
 from app.clients.evidence import Membership
 from app.clients.models import ClientStatus
+from app.ctct.client import build_ctct_client
 from app.db import utcnow
 from app.people.models import Role
 from app.provisioning.models import ProvisioningRequest
@@ -148,7 +148,7 @@ async def test_held_demotions_are_resolved_with_counts_by_the_person(
     gone = [a.encoded_account_id for a in sandbox.seed_accounts(3, partner="other")]
     await put_clients(sessionmaker, listed + gone, ClientStatus.APPROVED)
     transport = httpx.ASGITransport(app=create_sandbox_app(sandbox))
-    async with build_metered_ctct_client(
+    async with build_ctct_client(
         sandboxed_settings.ctct, engine=engine, transport=transport
     ) as ctct:
         run = await audit_runner.run_once(

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit import runner
-from app.audit.meter import build_metered_ctct_client
 from app.audit.models import AuditTrigger
 from app.clients.models import ClientStatus
 from app.ctct.budget import CallBudget
+from app.ctct.client import build_ctct_client
 from app.ctct.priorities import Priority
 from app.kit.crypto import PasswordCipher
 from app.sandbox.app import create_sandbox_app
@@ -187,7 +187,7 @@ async def test_demotions_held_is_sent_once_by_the_run_that_holds_them(
             created_by="test",
         )
     transport = httpx.ASGITransport(app=create_sandbox_app(sandbox))
-    async with build_metered_ctct_client(
+    async with build_ctct_client(
         audit_settings.ctct,
         engine=engine,
         transport=transport,
