@@ -63,9 +63,17 @@ async def apply_page(
     known = await clients_service.known_among(session, list(evidence))
     confirm: dict[str, MirroredAttributes] = {}
     transfers_to_complete: list[str] = []
-    added = changed = 0
+    # New accounts (the newest come last in the list, whole pages of them) in a few statements.
+    added_at_once = await clients_service.add_absent(
+        session,
+        {account_id: ours for account_id, ours in evidence.items() if account_id not in known},
+        actor,
+    )
+    added, changed = len(added_at_once), 0
     for account_id, ours in evidence.items():
         client = known.get(account_id)
+        if account_id in added_at_once:
+            continue
         if client is not None and client.status == ClientStatus.APPROVED.value:
             if client.has_open_transfer:
                 # Already approved (a probe got there first): its request completes now.

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Select, func, literal, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, func, insert, literal, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.evidence import MirroredAttributes
@@ -37,6 +38,31 @@ async def add(session: AsyncSession, client: Client) -> Client:
     return client
 
 
+async def add_absent(session: AsyncSession, rows: Sequence[Mapping[str, object]]) -> dict[str, int]:
+    """Insert the clients (column values each) not in the store yet, in one statement: the id
+    of each inserted by account id (one a concurrent writer inserted first is left out)."""
+    if not rows:
+        return {}
+    inserted = await session.execute(
+        pg_insert(Client)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=[Client.encoded_account_id])
+        .returning(Client.encoded_account_id, Client.id)
+    )
+    return {account_id: client_id for account_id, client_id in inserted.all()}
+
+
+async def add_events(session: AsyncSession, rows: Sequence[Mapping[str, object]]) -> dict[int, int]:
+    """Insert status events (column values each, one per client) in one statement: each
+    event's id by client id."""
+    if not rows:
+        return {}
+    inserted = await session.execute(
+        insert(StatusEvent).values(list(rows)).returning(StatusEvent.client_id, StatusEvent.id)
+    )
+    return {client_id: event_id for client_id, event_id in inserted.all()}
+
+
 async def add_event(session: AsyncSession, event: StatusEvent) -> StatusEvent:
     session.add(event)
     await session.flush()
@@ -55,6 +81,14 @@ async def notify_status_changed(session: AsyncSession, encoded_account_id: str) 
     await session.execute(
         text("SELECT pg_notify(:channel, :payload)"),
         {"channel": STATUS_CHANNEL, "payload": encoded_account_id},
+    )
+
+
+async def notify_each_status_changed(session: AsyncSession, account_ids: Sequence[str]) -> None:
+    """`notify_status_changed` for many clients in one statement."""
+    await session.execute(
+        text("SELECT pg_notify(:channel, id) FROM unnest(CAST(:ids AS text[])) AS id"),
+        {"channel": STATUS_CHANNEL, "ids": list(account_ids)},
     )
 
 

@@ -94,14 +94,16 @@ async def _change_status(
     await repository.notify_status_changed(session, client.encoded_account_id)
     await webhooks_service.status_changed(
         session,
-        encoded_account_id=client.encoded_account_id,
-        from_status=event.from_status,
-        to_status=event.to_status,
-        reason=reason,
-        source=event.source,
-        actor=actor.name,
-        status_event_id=event.id,
-        audit_run_id=actor.audit_run_id,
+        webhooks_service.status_change(
+            encoded_account_id=client.encoded_account_id,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            reason=reason,
+            source=event.source,
+            actor=actor.name,
+            status_event_id=event.id,
+            audit_run_id=actor.audit_run_id,
+        ),
     )
     return event
 
@@ -264,19 +266,75 @@ async def mirror_attributes(
 async def _insert(
     session: AsyncSession, encoded_account_id: str, evidence: Evidence
 ) -> Client | None:
-    status = evidence_status(evidence.membership)
-    client = Client(
-        encoded_account_id=encoded_account_id,
-        status=status.value,
-        evidence_status=status.value,
-        status_reason=evidence.reason,
-    )
+    client = Client(**_new_client(encoded_account_id, evidence))
     try:
         async with session.begin_nested():
             await repository.add(session, client)
     except IntegrityError:
         return None
     return client
+
+
+def _new_client(encoded_account_id: str, evidence: Evidence) -> dict[str, object]:
+    """The row of a client the store first hears of through `evidence`."""
+    status = evidence_status(evidence.membership)
+    return {
+        "encoded_account_id": encoded_account_id,
+        "status": status.value,
+        "evidence_status": status.value,
+        "status_reason": evidence.reason,
+    }
+
+
+async def add_absent(
+    session: AsyncSession, evidence: Mapping[str, Evidence], actor: Actor
+) -> set[str]:
+    """`record_evidence` for accounts the store does not know, a few statements for all: the
+    ids added. One a concurrent writer added meanwhile is left out, for `record_evidence`."""
+    now = utcnow()
+    rows = []
+    for account_id, observed in evidence.items():
+        row = _new_client(account_id, observed) | vars(observed.attributes)
+        if observed.membership is not Membership.UNKNOWN:
+            row |= {
+                "verified_at": now,
+                "verified_via": observed.via.value if observed.via else None,
+            }
+        rows.append(row)
+    added = await repository.add_absent(session, rows)
+    event_ids = await repository.add_events(
+        session,
+        [
+            {
+                "client_id": client_id,
+                "from_status": None,
+                "to_status": evidence_status(evidence[account_id].membership).value,
+                "reason": evidence[account_id].reason,
+                "source": actor.source.value,
+                "actor": actor.name,
+                "audit_run_id": actor.audit_run_id,
+            }
+            for account_id, client_id in added.items()
+        ],
+    )
+    await repository.notify_each_status_changed(session, list(added))
+    await webhooks_service.statuses_changed(
+        session,
+        [
+            webhooks_service.status_change(
+                encoded_account_id=account_id,
+                from_status=None,
+                to_status=evidence_status(evidence[account_id].membership).value,
+                reason=evidence[account_id].reason,
+                source=actor.source.value,
+                actor=actor.name,
+                status_event_id=event_ids[client_id],
+                audit_run_id=actor.audit_run_id,
+            )
+            for account_id, client_id in added.items()
+        ],
+    )
+    return set(added)
 
 
 async def status_changes_per_day(

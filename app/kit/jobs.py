@@ -78,6 +78,34 @@ async def defer_in_transaction(
     return True
 
 
+async def defer_each_in_transaction(
+    session: AsyncSession, *, task: str, queue: str, jobs: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    """Queue one job of `task` per (queueing lock, arguments), in one statement, in the
+    session's transaction; as `defer_in_transaction` does for each when a lock already has a
+    waiting job (the batch is all or nothing)."""
+    if not jobs:
+        return
+    try:
+        async with session.begin_nested():
+            raw = await (await session.connection()).get_raw_connection()
+            template = job_app.configure_task(
+                name=task, queue=queue, connection=raw.driver_connection
+            ).job
+            await job_app.job_manager.batch_defer_jobs_async(
+                [
+                    template.evolve(queueing_lock=lock, task_kwargs=arguments)
+                    for lock, arguments in jobs
+                ],
+                connection=raw.driver_connection,
+            )
+    except AlreadyEnqueued:
+        for lock, arguments in jobs:
+            await defer_in_transaction(
+                session, task=task, queue=queue, queueing_lock=lock, **arguments
+            )
+
+
 # A job in these states will still run (or is running): its row is not stranded.
 LIVE_JOB_STATUSES = ("todo", "doing")
 

@@ -27,6 +27,12 @@ async def add_event(session: AsyncSession, event: WebhookEvent) -> WebhookEvent:
     return event
 
 
+async def add_events(session: AsyncSession, events: Sequence[dict[str, Any]]) -> None:
+    """Insert many events (column values each) in one statement."""
+    if events:
+        await session.execute(insert(WebhookEvent), list(events))
+
+
 async def event(
     session: AsyncSession, event_id: str, *, for_update: bool = False
 ) -> WebhookEvent | None:

@@ -14,7 +14,7 @@ provisioning request ends; the operations events by `app.webhooks.operations`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from app.errors import NotFound
-from app.kit.jobs import defer_in_transaction, locks_without_live_job
+from app.kit.jobs import defer_each_in_transaction, defer_in_transaction, locks_without_live_job
 from app.kit.pagination import CursorCodec, Page
 from app.settings import WebhookSettings
 from app.webhooks import repository, subscribers
@@ -55,18 +55,7 @@ async def emit(
     at: datetime | None = None,
 ) -> WebhookEvent:
     """Record one event and queue its fan-out, in the session's transaction (never commits)."""
-    event = await repository.add_event(
-        session,
-        WebhookEvent(
-            event_id=f"msg_{uuid.uuid4().hex}",
-            event_type=event_type.value,
-            payload={
-                "type": event_type.value,
-                "timestamp": (at or utcnow()).isoformat().replace("+00:00", "Z"),
-                "data": data,
-            },
-        ),
-    )
+    event = await repository.add_event(session, WebhookEvent(**_new_event(event_type, data, at)))
     await defer_in_transaction(
         session,
         task=FAN_OUT_TASK,
@@ -75,6 +64,35 @@ async def emit(
         event_id=event.event_id,
     )
     return event
+
+
+async def emit_each(
+    session: AsyncSession, event_type: EventType, datas: Sequence[dict[str, Any]]
+) -> None:
+    """`emit` for many events of one type at once: one insert and one deferral for all."""
+    events = [_new_event(event_type, data, None) for data in datas]
+    await repository.add_events(session, events)
+    await defer_each_in_transaction(
+        session,
+        task=FAN_OUT_TASK,
+        queue=QUEUE,
+        jobs=[
+            (f"{_FAN_OUT_LOCK_PREFIX}{event['event_id']}", {"event_id": event["event_id"]})
+            for event in events
+        ],
+    )
+
+
+def _new_event(event_type: EventType, data: dict[str, Any], at: datetime | None) -> dict[str, Any]:
+    return {
+        "event_id": f"msg_{uuid.uuid4().hex}",
+        "event_type": event_type.value,
+        "payload": {
+            "type": event_type.value,
+            "timestamp": (at or utcnow()).isoformat().replace("+00:00", "Z"),
+            "data": data,
+        },
+    }
 
 
 # Completes an event's payload at fan-out with what only the worker's settings know.
@@ -160,8 +178,7 @@ async def restore_lost_jobs(session: AsyncSession, *, grace: timedelta = LOST_JO
     return restored
 
 
-async def status_changed(
-    session: AsyncSession,
+def status_change(
     *,
     encoded_account_id: str,
     from_status: str | None,
@@ -171,22 +188,28 @@ async def status_changed(
     actor: str | None,
     status_event_id: int,
     audit_run_id: int | None,
-) -> None:
-    """`client.status_changed` for one status event."""
-    await emit(
-        session,
-        EventType.CLIENT_STATUS_CHANGED,
-        {
-            "encoded_account_id": encoded_account_id,
-            "from_status": from_status,
-            "to_status": to_status,
-            "reason": reason,
-            "source": source,
-            "actor": actor,
-            "status_event_id": status_event_id,
-            "audit_run_id": audit_run_id,
-        },
-    )
+) -> dict[str, Any]:
+    """The data of a `client.status_changed` event for one status event."""
+    return {
+        "encoded_account_id": encoded_account_id,
+        "from_status": from_status,
+        "to_status": to_status,
+        "reason": reason,
+        "source": source,
+        "actor": actor,
+        "status_event_id": status_event_id,
+        "audit_run_id": audit_run_id,
+    }
+
+
+async def status_changed(session: AsyncSession, change: dict[str, Any]) -> None:
+    """`client.status_changed` for one status event (`status_change`)."""
+    await emit(session, EventType.CLIENT_STATUS_CHANGED, change)
+
+
+async def statuses_changed(session: AsyncSession, changes: Sequence[dict[str, Any]]) -> None:
+    """`client.status_changed` for many status events at once."""
+    await emit_each(session, EventType.CLIENT_STATUS_CHANGED, changes)
 
 
 async def provisioning_finished(

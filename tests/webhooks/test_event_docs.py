@@ -26,8 +26,7 @@ async def test_the_documented_payloads_are_the_ones_sent(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     async with sessionmaker() as session, session.begin():
-        await webhooks_service.status_changed(
-            session,
+        change = webhooks_service.status_change(
             encoded_account_id="a0docs000001",
             from_status=None,
             to_status="approved",
@@ -37,6 +36,8 @@ async def test_the_documented_payloads_are_the_ones_sent(
             status_event_id=1,
             audit_run_id=None,
         )
+        await webhooks_service.status_changed(session, change)
+        await webhooks_service.statuses_changed(session, [change | {"audit_run_id": 7}])
         await webhooks_service.provisioning_finished(
             session, provisioning_request_id=1, state="failed", encoded_account_id=None, error="x"
         )
