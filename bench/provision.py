@@ -211,6 +211,16 @@ def report(
             f"median {gaps[len(gaps) // 2] * 1000:.1f} ms, max {gaps[-1] * 1000:.1f} ms"
         )
         print(f"tightest {limit + 1} creates:     {min(spans):.4f} s as logged (after handling)")
+        widest = sorted(
+            ((b - a).total_seconds(), i + 1, b)
+            for i, (a, b) in enumerate(itertools.pairwise(arrivals))
+        )[-3:]
+        print(
+            "widest gaps:            "
+            + ", ".join(
+                f"{gap * 1000:.0f} ms before #{n} at {at:%H:%M:%S.%f}" for gap, n, at in widest
+            )
+        )
     print(f"achieved create rate:   {rate:.2f}/s against a limit of {RATE_LIMIT:g}/s")
     print(f"rate ratio:             {ratio:.3f} (goal >= 0.98)")
     print(f"429s received:          {throttled} (goal 0)")

@@ -39,8 +39,12 @@ from app.settings import CtctSettings
 
 log = structlog.get_logger(__name__)
 
-# A call sent later than this after its slot moves the slot to when it really went.
+# A call sent later than this after its slot moves the slot to this long before it went, so
+# every call on record reaches the wire within this of its slot, moved or not.
 LATE_TOLERANCE_SECONDS = 0.003
+# Woken this late, a caller records its slot moved before sending; a smaller lateness is moved
+# in the background once the request is on the wire (`note_sent`).
+MOVE_BEFORE_SENDING_SECONDS = 0.02
 DEFAULT_MAX_WAIT_SECONDS = 30.0
 MAX_WAKE_JITTER_SECONDS = 0.005
 
@@ -70,8 +74,10 @@ class CallBudget:
         pacing_slack: float | None = None,
         late_tolerance: float = LATE_TOLERANCE_SECONDS,
         on_quota_low: QuotaLowHook | None = None,
+        owns_engine: bool = False,
     ) -> None:
         self._engine = engine
+        self._owns_engine = owns_engine
         self._fingerprint = key_fingerprint(settings.api_key.get_secret_value())
         self._per_window = max(1, math.floor(settings.rate_per_second))
         slack = settings.pacing_slack if pacing_slack is None else pacing_slack
@@ -95,7 +101,15 @@ class CallBudget:
             notify=on_quota_low,
         )
         self._queued = 0  # callers of this process waiting for the turn
+        self._queued_by_priority = dict.fromkeys(Priority, 0)
         self._moves: set[asyncio.Task[datetime | None]] = set()
+
+    async def aclose(self) -> None:
+        """Close the budget's connections if it has its own; wait for slot moves in flight."""
+        if self._moves:
+            await asyncio.gather(*self._moves, return_exceptions=True)
+        if self._owns_engine:
+            await self._engine.dispose()
 
     @property
     def interval_seconds(self) -> float:
@@ -116,15 +130,39 @@ class CallBudget:
         limit = self._default_max_wait if max_wait is None else max_wait
         started = time_module.monotonic()
         turn = self._turns[priority]
+        self._refuse_a_hopeless_queue(priority, turn, limit)
         self._queued += 1
+        self._queued_by_priority[priority] += 1
         try:
             await self._take_turn(turn, limit)
         finally:
             self._queued -= 1
+            self._queued_by_priority[priority] -= 1
         try:
             return await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
         finally:
             turn.release()
+
+    def _refuse_a_hopeless_queue(
+        self, priority: Priority, turn: asyncio.Lock, limit: float
+    ) -> None:
+        # Each caller ahead in this process takes at least one interval: a caller that could
+        # only time out in the queue is refused now, so its work can go elsewhere (a create
+        # to the workers) instead of being held while it waits.
+        ahead = self._queued_by_priority[priority] + (1 if turn.locked() else 0)
+        at_least = ahead * self.interval_seconds
+        if at_least > limit:
+            log.info(
+                "ctct.budget.wait_refused",
+                reason="queue",
+                wait_seconds=round(at_least, 3),
+                priority=priority.value,
+            )
+            raise CtctBudgetTimeout(
+                f"{ahead} calls of this process wait for the CTCT budget ahead of this one: "
+                f"at least {at_least:.2f}s, beyond this call's {limit:.2f}s deadline",
+                wait_seconds=at_least,
+            )
 
     async def _take_turn(self, turn: asyncio.Lock, limit: float) -> None:
         # One caller per process and priority polls the shared row at a time; the rest queue
@@ -151,8 +189,10 @@ class CallBudget:
                 # Holding this process's turn until the slot: one reservation per process ahead.
                 if wait.seconds > 0:
                     await self._sleep(wait.seconds)
-                # Late, also for a slot granted "now" (a busy event loop may resume us late).
-                if (self._clock() - wait.slot).total_seconds() > self._late_tolerance:
+                # Woken late (a busy event loop), also for a slot granted "now". A transaction
+                # before sending makes the call later still: only for a lateness the window
+                # could not absorb if the transport never reported the send (`note_sent`).
+                if (self._clock() - wait.slot).total_seconds() > MOVE_BEFORE_SENDING_SECONDS:
                     return await self._move_slot(wait.slot)
                 return wait.slot
             if waited + wait.seconds > limit:
@@ -191,7 +231,9 @@ class CallBudget:
             return None
 
     async def _move_slot(self, slot: datetime, went: datetime | None = None) -> datetime:
-        """Record when the call granted `slot` really went (or goes now)."""
+        """Record that the call granted `slot` really went at `went` (or goes now): its slot
+        on record becomes the late tolerance before then, the same bound as an unmoved call's
+        (moving it to `went` itself would lose that much of the rate at each move)."""
         CTCT_RATE_LIMIT_WAITS.labels(reason="late_slot").inc()
         async with self._engine.begin() as conn:
             recent = await conn.scalar(
@@ -200,13 +242,14 @@ class CallBudget:
                 .with_for_update()
             )
             now = went or self._clock()
+            on_record = max(slot, now - timedelta(seconds=self._late_tolerance))
             await self._update_row(
                 conn,
-                recent_granted_at=pacing.moved(recent or [], slot, now, self._per_window),
+                recent_granted_at=pacing.moved(recent or [], slot, on_record, self._per_window),
                 updated_at=now,
             )
         log.info("ctct.budget.slot_moved", late_ms=round((now - slot).total_seconds() * 1000, 1))
-        return now
+        return on_record
 
     async def penalize(self, seconds: float) -> None:
         """Hold back every process's calls for `seconds` (after CTCT answered 429)."""

@@ -36,12 +36,16 @@ from app.ctct.schemas import (
     ProvisionResult,
     SiteOwner,
 )
+from app.db import create_engine
 from app.kit.inputs import BEARER_VALUE
 from app.settings import CtctSettings
 
 M = TypeVar("M", bound=BaseModel)
 
 LIST_LIMIT_MIN = 10
+# Per process: one grant per priority in flight, slot moves, the 429 and quota records.
+BUDGET_POOL_SIZE = 2
+BUDGET_POOL_OVERFLOW = 4
 LIST_LIMIT_MAX = 50
 
 
@@ -96,9 +100,10 @@ class CtctClient:
         return self._budget
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this client created it."""
+        """Close the HTTP client if this client created it, and the budget's own connections."""
         if self._owns_http:
             await self._http.aclose()
+        await self._budget.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -390,10 +395,15 @@ def build_ctct_client(
         follow_redirects=False,
         event_hooks={"request": hooks},
     )
+    # The budget's own few connections to the same database: its short transactions pace
+    # every CTCT call, and must never queue behind a flood of requests for a pooled connection.
+    budget_engine = create_engine(
+        engine.url, pool_size=BUDGET_POOL_SIZE, max_overflow=BUDGET_POOL_OVERFLOW
+    )
     return CtctClient(
         http,
         settings,
         PartnerTokenProvider(http, settings),
-        CallBudget(engine, settings, on_quota_low=on_quota_low),
+        CallBudget(budget_engine, settings, on_quota_low=on_quota_low, owns_engine=True),
         owns_http=True,
     )
