@@ -219,9 +219,12 @@ async def test_a_caller_queued_behind_more_calls_than_its_deadline_allows_is_ref
     finally:
         event.remove(engine.sync_engine, "commit", count)
 
-    # 4 slots lie within a second (0, 1, 2, 3 intervals); the 5th caller has 4 ahead of it.
-    assert [slot is not None for slot in granted] == [True] * 4 + [False] * 6
-    assert len(commits) == 4  # the refused ones never asked the database
+    # The 5th caller has 4 ahead of it (4 intervals > 1 s): it and those after it are refused
+    # without asking the database. The 4th, 3 intervals ahead, asks (and is granted unless the
+    # machine is so slow that its real wait for the turn ate into its deadline).
+    assert [slot is not None for slot in granted[:3]] == [True] * 3
+    assert [slot is not None for slot in granted[4:]] == [False] * 6
+    assert len(commits) == 4
 
 
 async def test_a_caller_woken_late_moves_its_slot_so_the_window_counts_from_when_it_went(
