@@ -292,31 +292,29 @@ async def add_absent(
     """`record_evidence` for accounts the store does not know, a few statements for all: the
     ids added. One a concurrent writer added meanwhile is left out, for `record_evidence`."""
     now = utcnow()
-    rows = []
+    rows: dict[str, dict[str, object]] = {}
     for account_id, observed in evidence.items():
-        row = _new_client(account_id, observed) | vars(observed.attributes)
+        rows[account_id] = _new_client(account_id, observed) | vars(observed.attributes)
         if observed.membership is not Membership.UNKNOWN:
-            row |= {
+            rows[account_id] |= {
                 "verified_at": now,
                 "verified_via": observed.via.value if observed.via else None,
             }
-        rows.append(row)
-    added = await repository.add_absent(session, rows)
-    event_ids = await repository.add_events(
-        session,
-        [
-            {
-                "client_id": client_id,
-                "from_status": None,
-                "to_status": evidence_status(evidence[account_id].membership).value,
-                "reason": evidence[account_id].reason,
-                "source": actor.source.value,
-                "actor": actor.name,
-                "audit_run_id": actor.audit_run_id,
-            }
-            for account_id, client_id in added.items()
-        ],
-    )
+    added = await repository.add_absent(session, list(rows.values()))
+    # Each added client's first status event, as `_change_status` writes one (from nothing).
+    events = {
+        account_id: {
+            "client_id": client_id,
+            "from_status": None,
+            "to_status": rows[account_id]["status"],
+            "reason": rows[account_id]["status_reason"],
+            "source": actor.source.value,
+            "actor": actor.name,
+            "audit_run_id": actor.audit_run_id,
+        }
+        for account_id, client_id in added.items()
+    }
+    event_ids = await repository.add_events(session, list(events.values()))
     await repository.notify_each_status_changed(session, list(added))
     await webhooks_service.statuses_changed(
         session,
@@ -324,14 +322,14 @@ async def add_absent(
             webhooks_service.status_change(
                 encoded_account_id=account_id,
                 from_status=None,
-                to_status=evidence_status(evidence[account_id].membership).value,
-                reason=evidence[account_id].reason,
+                to_status=str(event["to_status"]),
+                reason=str(event["reason"]),
                 source=actor.source.value,
                 actor=actor.name,
-                status_event_id=event_ids[client_id],
+                status_event_id=event_ids[added[account_id]],
                 audit_run_id=actor.audit_run_id,
             )
-            for account_id, client_id in added.items()
+            for account_id, event in events.items()
         ],
     )
     return set(added)

@@ -100,7 +100,7 @@ class CallBudget:
             threshold=settings.quota_low_threshold,
             notify=on_quota_low,
         )
-        self._queued = 0  # callers of this process waiting for the turn
+        # Callers of this process waiting for their priority's turn.
         self._queued_by_priority = dict.fromkeys(Priority, 0)
         self._moves: set[asyncio.Task[datetime | None]] = set()
 
@@ -131,12 +131,10 @@ class CallBudget:
         started = time_module.monotonic()
         turn = self._turns[priority]
         self._refuse_a_hopeless_queue(priority, turn, limit)
-        self._queued += 1
         self._queued_by_priority[priority] += 1
         try:
             await self._take_turn(turn, limit)
         finally:
-            self._queued -= 1
             self._queued_by_priority[priority] -= 1
         try:
             return await self._acquire_in_turn(priority, limit, time_module.monotonic() - started)
@@ -389,7 +387,7 @@ class CallBudget:
                 recent,
                 interval=self._interval,
                 per_window=self._per_window,
-                even=self._queued > 0,
+                even=any(self._queued_by_priority.values()),
             )
             seconds = (slot - now).total_seconds()
             if seconds > time_left:

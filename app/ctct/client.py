@@ -43,10 +43,10 @@ from app.settings import CtctSettings
 M = TypeVar("M", bound=BaseModel)
 
 LIST_LIMIT_MIN = 10
+LIST_LIMIT_MAX = 50
 # Per process: one grant per priority in flight, slot moves, the 429 and quota records.
 BUDGET_POOL_SIZE = 2
 BUDGET_POOL_OVERFLOW = 4
-LIST_LIMIT_MAX = 50
 
 
 def json_body(response: httpx.Response, call: CtctCall) -> object:
