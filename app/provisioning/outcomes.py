@@ -52,12 +52,14 @@ EndingProblem = LoginNameTaken | CtctRejectedBody | ProvisioningNeedsAttention |
 
 @dataclass(frozen=True)
 class RetryLater:
-    """Send again later; `may_exist`: this attempt may have created the account."""
+    """Send again later; `may_exist`: this attempt may have created the account; not `sent`:
+    it never reached CTCT (our own budget refused it), so it was no attempt."""
 
     last_error: str
     may_exist: bool = False
     not_before: datetime | None = None
     after_conflict: bool = False
+    sent: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def of_failure(
     if isinstance(exc, CtctBudgetExhausted):
         return RetryLater(str(exc), not_before=exc.resets_at)
     if isinstance(exc, CtctBudgetTimeout):
-        return RetryLater(str(exc))
+        return RetryLater(str(exc), sent=False)
     if isinstance(exc, CtctUnavailable):
         return RetryLater(scrub(str(exc), password), may_exist=exc.request_may_have_been_processed)
     if isinstance(exc, TimeoutError):

@@ -333,6 +333,10 @@ async def retry_later(
     request = await _held(session, claim)
     if request is None:
         return None
+    if not retry.sent:
+        # The claim counted an attempt; nothing went to CTCT, so the next send is still the
+        # first (and is served as one, before retries).
+        request.attempts -= 1
     last_error = retry.last_error
     if retry.may_exist:
         last_error += "; waiting for a read of our partner list before sending again"

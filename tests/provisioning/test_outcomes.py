@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
+from app.ctct.budget_terms import key_fingerprint
 from app.db import libpq_url
 from app.settings import Settings
 from tests.kit.polling import poll_until
@@ -248,3 +249,41 @@ async def test_an_unknown_request_is_404(api: httpx.AsyncClient) -> None:
     response = await api.get("/v1/provisioning/999")
     assert response.status_code == 404
     assert response.json()["type"].endswith("/provisioning-request-not-found")
+
+
+async def test_a_create_the_budget_could_not_send_in_time_stays_a_first_attempt(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    worker: WorkerStarter,
+    settings: Settings,
+    database_url: str,
+) -> None:
+    """Nothing reached CTCT, so the workers send it as a first attempt, before retries (it came
+    back as attempt 2 at retry priority, and bench/provision.py's workers stood back behind the
+    API's own creates)."""
+    fingerprint = key_fingerprint(settings.ctct.api_key.get_secret_value())
+    table_rows(  # a 429 penalty holds every call back beyond the API's wait
+        database_url,
+        "INSERT INTO ctct_budget (key_fingerprint, quota_day, penalty_ends_at) "
+        f"VALUES ('{fingerprint}', current_date, now() + interval '1 hour') RETURNING 1",
+    )
+    accepted = await api.post(
+        "/v1/accounts", json=body_for(unique_login()), headers={"Idempotency-Key": "budget"}
+    )
+    assert accepted.status_code == 202, accepted.text
+    refused = (await api.get(accepted.headers["Location"])).json()
+    assert (refused["state"], refused["attempts"]) == ("pending", 0)
+    assert "CTCT rate limit" in refused["last_error"]
+    assert await create_calls(sandbox) == []
+
+    table_rows(database_url, "UPDATE ctct_budget SET penalty_ends_at = NULL RETURNING 1")
+    await worker()
+    final = await poll_until(
+        lambda: api.get(accepted.headers["Location"]),
+        lambda response: response.json()["state"] == "succeeded",
+        timeout=30,
+        interval=0.2,
+    )
+
+    assert final.json()["attempts"] == 1
+    assert len(await create_calls(sandbox)) == 1
