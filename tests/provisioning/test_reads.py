@@ -3,7 +3,6 @@ reader's progress is refused, reads are spaced, and a read nobody waits for is d
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 import httpx
@@ -72,6 +71,18 @@ async def _take(p: ProvisioningResources, *, lease: float = 4.0) -> reads.ReadCl
     return claim
 
 
+async def _lease_runs_out(p: ProvisioningResources) -> None:
+    """What time does to a dead reader's lease, without waiting for it (a 10 ms lease had not
+    always run out by the next statement, and the take-over then found the read still held)."""
+    async with p.sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE partner_list_read SET lease_expires_at = now() - interval '1 second' "
+                "WHERE lease_expires_at IS NOT NULL"
+            )
+        )
+
+
 async def test_a_reader_killed_mid_list_is_replaced_and_goes_on_from_its_page(
     api: httpx.AsyncClient,
     sandbox_state: SandboxState,
@@ -80,7 +91,7 @@ async def test_a_reader_killed_mid_list_is_replaced_and_goes_on_from_its_page(
 ) -> None:
     sandbox_state.seed_accounts(240, login_prefix="listed")  # with ours: 5 pages of 50
     request_id, _ = await _waiting_request(api, sandbox_state)
-    stale = await _take(p, lease=0.01)
+    stale = await _take(p)
     first = await p.ctct.list_accounts_page(limit=50)
     async with p.sessionmaker() as session, session.begin():
         saved = await reads.advance(
@@ -89,11 +100,11 @@ async def test_a_reader_killed_mid_list_is_replaced_and_goes_on_from_its_page(
             next_href=first.next_href,
             accounts=len(first.accounts),
             list_calls=1,
-            lease=timedelta(seconds=0.01),
+            lease=timedelta(seconds=4),
         )
     assert saved is not None
     # The reader dies here (kill -9): no release, its lease just runs out.
-    await asyncio.sleep(0.05)
+    await _lease_runs_out(p)
     before = list_calls(sandbox_state)
 
     await read_flow.run(p)
@@ -200,7 +211,8 @@ async def test_a_read_refreshes_the_mirror_of_the_clients_it_lists_but_not_their
     await seed(ours.encoded_account_id, Membership.OURS, billing_status="Trial")
     await seed(moved.encoded_account_id, Membership.OTHER_PARTNER, billing_status="Trial")
     await _waiting_request(api, sandbox_state)
-    await _take(p, lease=0.01)  # due now; the reader below takes it over
+    await _take(p)
+    await _lease_runs_out(p)  # due now; the reader below takes it over
 
     await read_flow.run(p)
 
