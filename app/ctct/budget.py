@@ -347,6 +347,7 @@ class CallBudget:
                         _table.c.quota_day,
                         _table.c.quota_used,
                         _table.c.penalty_ends_at,
+                        _table.c.paced_until,
                         *(_table.c[column] for column in priorities.WAITING_COLUMNS.values()),
                     )
                     .where(_table.c.key_fingerprint == self._fingerprint)
@@ -385,6 +386,7 @@ class CallBudget:
             slot = pacing.next_slot(
                 now,
                 recent,
+                paced_until=row.paced_until,
                 interval=self._interval,
                 per_window=self._per_window,
                 even=any(self._queued_by_priority.values()),
@@ -403,6 +405,7 @@ class CallBudget:
             await self._update_row(
                 conn,
                 recent_granted_at=recent,
+                paced_until=pacing.paced_after(now, slot, row.paced_until, interval=self._interval),
                 quota_day=today,
                 quota_used=used + 1,
                 updated_at=now,

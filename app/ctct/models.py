@@ -25,6 +25,9 @@ class CtctBudget(Base):
     quota_day: Mapped[date] = mapped_column(Date)
     quota_used: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     penalty_ends_at: Mapped[datetime | None]
+    # When the next call is due on the even schedule. Late calls move their slots on record,
+    # not this: the calls after one take its lateness back (`app.ctct.pacing`).
+    paced_until: Mapped[datetime | None]
     # The UTC day `ctct.quota_low` was sent for this key (once per day, across processes).
     quota_low_day: Mapped[date | None] = mapped_column(Date)
     interactive_waiting_until: Mapped[datetime | None]

@@ -9,27 +9,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+# No slot closer than this many intervals after the last one: the calls after a late one take
+# its lateness back this fast at most, and callers alone in several processes (each worker's
+# first job) never burst together.
+CATCH_UP_SPACING = 0.5
+
 
 def next_slot(
     now: datetime,
     recent: Sequence[datetime],
     *,
+    paced_until: datetime | None,
     interval: timedelta,
     per_window: int,
     even: bool,
 ) -> datetime:
     """The earliest slot, never before the last one taken.
 
-    Never R+1 slots within R intervals (CTCT's window with our margin); when `even` (other
-    callers queue behind this one), never k+1 within k intervals for any k, which spaces the
-    slots one interval apart. A caller alone (a sequential reader whose last answer came late)
-    may thus take the slots it missed at once, as far as the window allows.
+    Never R+1 slots within R intervals on record (CTCT's window with our margin), and never
+    closer than `CATCH_UP_SPACING` intervals after the last one. When `even` (other callers
+    queue behind this one), also not before `paced_until`: the even schedule, one interval per
+    grant, which late calls do not move, so the calls after a late one take its lateness back
+    instead of inheriting it. A caller alone (a sequential reader whose last answer came late)
+    is held to the window and the spacing only, so it takes the slots it missed sooner.
     """
-    slot = max(now, recent[-1]) if recent else now
-    first_k = 1 if even else per_window
-    for k in range(first_k, min(len(recent), per_window) + 1):
-        slot = max(slot, recent[-k] + interval * k)
+    slot = max(now, paced_until) if even and paced_until is not None else now
+    if recent:
+        slot = max(slot, recent[-1] + interval * CATCH_UP_SPACING)
+    if len(recent) >= per_window:
+        slot = max(slot, recent[-per_window] + interval * per_window)
     return slot
+
+
+def paced_after(
+    now: datetime, slot: datetime, paced_until: datetime | None, *, interval: timedelta
+) -> datetime:
+    """The schedule once `slot` is granted: one interval after the call's place on it (its due
+    time, or when it asked if later), or after one interval before its slot if the window or
+    the spacing pushed it later than that: at most one interval of lateness is taken back."""
+    due = now if paced_until is None else max(now, paced_until)
+    return max(due, slot - interval) + interval
 
 
 def moved(

@@ -52,20 +52,58 @@ async def test_queueing_callers_are_paced_evenly_and_never_exceed_the_rate_in_an
     assert gaps == {round(interval, 6)}
 
 
+async def test_a_queue_loses_none_of_the_rate_to_a_call_woken_late(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    """A busy process woke one caller 100 ms late: the calls after it keep to the schedule
+    (even pacing would have pushed every one of them back by the lateness, for good), and only
+    the call R after it waits, so the window still counts from when the late one went."""
+    sleeps = itertools.count()
+
+    async def one_late_wake(seconds: float) -> None:
+        fake_time.slept.append(seconds)
+        fake_time.advance(seconds + (0.1 if next(sleeps) == 4 else 0.0))
+
+    budget = CallBudget(
+        engine, ctct_settings(rate_per_second=4), clock=fake_time.clock, sleep=one_late_wake
+    )
+    interval = budget.interval_seconds
+    granted: list[datetime] = []
+
+    async def call() -> None:
+        await budget.acquire()
+        granted.append(fake_time.now)
+
+    await asyncio.gather(*(call() for _ in range(20)))
+
+    offsets = [(t - granted[0]).total_seconds() / interval for t in granted]
+    late = 0.1 / interval
+    moved = late - LATE_TOLERANCE_SECONDS / interval
+    # The 6th call went late; the window pushes every 4th call after it, no other.
+    expected = [n + (moved if n > 5 and (n - 5) % 4 == 0 else 0.0) for n in range(20)]
+    expected[5] += late
+    assert offsets == pytest.approx(expected)
+    assert _max_in_any_window(granted, budget.window_seconds - LATE_TOLERANCE_SECONDS) == 4
+    assert min(b - a for a, b in itertools.pairwise(granted)) >= timedelta(
+        seconds=interval / 2 - LATE_TOLERANCE_SECONDS
+    )
+
+
 async def test_a_slot_beyond_a_callers_deadline_is_refused_and_left_for_the_next_caller(
     engine: AsyncEngine, fake_time: FakeTime
 ) -> None:
     budget = _budget(engine, fake_time, rate_per_second=4)
-    for _ in range(4):
+    first = await budget.acquire()
+    for _ in range(3):
         await budget.acquire()
-    started = fake_time.now
+    slept = list(fake_time.slept)
 
     with pytest.raises(CtctBudgetTimeout):
         await budget.acquire(max_wait=0.1)
-    assert fake_time.slept == []
+    assert fake_time.slept == slept
 
     await budget.acquire()
-    assert (fake_time.now - started).total_seconds() == pytest.approx(budget.window_seconds)
+    assert (fake_time.now - first).total_seconds() == pytest.approx(budget.window_seconds)
 
 
 async def test_a_lone_caller_that_fell_behind_takes_the_slots_it_missed_within_the_window(
@@ -80,9 +118,11 @@ async def test_a_lone_caller_that_fell_behind_takes_the_slots_it_missed_within_t
         fake_time.advance(answer_took)  # a sequential reader: the next call waits for this one
 
     assert _max_in_any_window(granted) == 4
-    # After the slow answer the missed slots are taken at once, as far as the window allows:
-    # the last call goes 6 intervals after the first; strict pacing would have made it 8.
-    assert (granted[-1] - granted[0]).total_seconds() == pytest.approx(6 * interval)
+    # After the slow answer the missed slots are taken half an interval apart, as far as the
+    # window allows: the last call goes 6.5 intervals after the first; strict pacing: 8.
+    assert (granted[-1] - granted[0]).total_seconds() == pytest.approx(6.5 * interval)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(granted)]
+    assert min(gaps) == pytest.approx(interval / 2)
 
 
 async def test_two_budgets_on_one_database_share_the_window(
@@ -97,6 +137,25 @@ async def test_two_budgets_on_one_database_share_the_window(
         granted.append(fake_time.now)
 
     assert _max_in_any_window(granted) == 4
+
+
+async def test_callers_alone_in_their_processes_never_go_in_a_burst(
+    engine: AsyncEngine, fake_time: FakeTime
+) -> None:
+    """Three processes with one call each to make (a worker's first job, the API's create):
+    each alone in its process, they took the window's R slots at once, and a burst reaches
+    CTCT with the jitter of its contention (the provisioning bench's one 429)."""
+    budgets = [_budget(engine, fake_time, rate_per_second=4) for _ in range(3)]
+    granted: list[datetime] = []
+
+    for budget in budgets * 4:
+        await budget.acquire()
+        granted.append(fake_time.now)
+
+    interval = budgets[0].interval_seconds
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(granted)]
+    assert min(gaps) >= interval / 2
+    assert _max_in_any_window(granted, budgets[0].window_seconds) == 4
 
 
 async def test_quota_stops_at_the_daily_limit_and_resumes_the_next_utc_day(
@@ -230,9 +289,9 @@ async def test_a_caller_queued_behind_more_calls_than_its_deadline_allows_is_ref
 async def test_a_caller_woken_late_moves_its_slot_so_the_window_counts_from_when_it_went(
     engine: AsyncEngine, fake_time: FakeTime
 ) -> None:
-    late = [0.3]  # more than an interval
+    late: list[float] = []
 
-    async def oversleep(seconds: float) -> None:  # a loaded machine wakes the first sleeper late
+    async def oversleep(seconds: float) -> None:  # a loaded machine wakes a sleeper late
         fake_time.slept.append(seconds)
         fake_time.advance(seconds + (late.pop() if late else 0.0))
 
@@ -241,6 +300,7 @@ async def test_a_caller_woken_late_moves_its_slot_so_the_window_counts_from_when
     )
     for _ in range(4):
         await budget.acquire()
+    late.append(0.3)  # more than an interval
     await budget.acquire()  # waits for the window, is woken 300 ms late, and sends then
     went = fake_time.now
     for _ in range(4):
@@ -256,7 +316,7 @@ async def test_a_caller_woken_a_little_late_sends_at_once_and_its_slot_moves_onc
     engine: AsyncEngine, fake_time: FakeTime
 ) -> None:
     """A transaction before sending would make a call 10 ms late later still."""
-    late = [0.01]
+    late: list[float] = []
 
     async def oversleep(seconds: float) -> None:
         fake_time.slept.append(seconds)
@@ -268,6 +328,7 @@ async def test_a_caller_woken_a_little_late_sends_at_once_and_its_slot_moves_onc
     first = await budget.acquire()
     for _ in range(3):
         await budget.acquire()
+    late.append(0.01)
     commits: list[object] = []
 
     def count(connection: object) -> None:
