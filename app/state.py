@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.service import KeyVerifier
+from app.kit.admission import Admission
 from app.kit.pagination import CursorCodec
 from app.settings import Settings
 
@@ -55,3 +56,5 @@ class AppState:
     ctct_keys: CtctKeys
     cursors: CursorCodec
     access: AccessDecisions
+    # The creates `POST /v1/accounts` is sending to CTCT itself (app.provisioning.submit_flow).
+    own_sends: Admission = field(default_factory=Admission)

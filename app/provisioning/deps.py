@@ -17,6 +17,7 @@ def get_provisioning_resources(state: StateDep) -> ProvisioningResources:
         sessionmaker=state.sessionmaker,
         ctct=state.ctct,
         cipher=state.password_cipher,
+        own_sends=state.own_sends,
     )
 
 

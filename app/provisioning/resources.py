@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.ctct.client import CtctClient
+from app.kit.admission import Admission
 from app.kit.crypto import PasswordCipher
 from app.settings import Settings
 
@@ -23,6 +24,8 @@ class ProvisioningResources:
     sessionmaker: async_sessionmaker[AsyncSession]
     ctct: CtctClient
     cipher: PasswordCipher
+    # The creates the API process is sending itself (None in the worker: its jobs send).
+    own_sends: Admission | None = None
 
     @property
     def lease_seconds(self) -> float:
