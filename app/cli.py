@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -94,13 +95,16 @@ def _with_database(command: Callable[[argparse.Namespace, str], int]) -> Callabl
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.kit.gc_pauses import freeze_startup_heap
     from app.kit.logging import configure_logging
     from app.main import create_app
 
     settings = Settings()
     configure_logging(settings.log_level)
+    app = create_app(settings)
+    freeze_startup_heap()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_config=None,
@@ -115,11 +119,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from app.kit.gc_pauses import freeze_startup_heap
+    from app.kit.jobs import TASK_MODULES
     from app.kit.logging import configure_logging
     from app.worker.main import run_worker
 
     settings = Settings()
     configure_logging(settings.log_level)
+    for module in TASK_MODULES:  # imported now (not as the worker starts): frozen with the rest
+        importlib.import_module(module)
+    freeze_startup_heap()
     asyncio.run(run_worker(settings))
     return 0
 
