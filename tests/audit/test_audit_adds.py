@@ -8,36 +8,23 @@ ahead filled and the listing stood still (bench/audit.py, 5 s of a 143 s run at 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.models import AuditState
 from app.clients.models import ClientStatus
 from tests.audit.conftest import Auditor, audit_events, put_clients, statuses
+from tests.kit.engine_events import engine_events
 
 NEW = 150  # three pages of 50
 
 
-@contextmanager
-def inserts_counted(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The INSERT statements the engine sends while the block runs (procrastinate's defer
-    function included: it inserts the job)."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        head = statement.lstrip().upper()
-        if head.startswith("INSERT") or "PROCRASTINATE_DEFER" in head:
-            seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+def _an_insert(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> bool:
+    """An INSERT statement (procrastinate's defer function included: it inserts the job)."""
+    head = statement.lstrip().upper()
+    return head.startswith("INSERT") or "PROCRASTINATE_DEFER" in head
 
 
 async def test_new_accounts_are_added_with_history_webhook_and_job_in_a_few_inserts_per_page(
@@ -47,7 +34,7 @@ async def test_new_accounts_are_added_with_history_webhook_and_job_in_a_few_inse
     new = [a.encoded_account_id for a in auditor.sandbox.seed_accounts(NEW, partner="ours")]
     await put_clients(sessionmaker, known, ClientStatus.APPROVED)
 
-    with inserts_counted(engine) as inserts:
+    with engine_events(engine, "before_cursor_execute", _an_insert) as inserts:
         run = await auditor.run()
 
     assert (run.state, run.clients_seen, run.clients_added) == (
@@ -57,7 +44,7 @@ async def test_new_accounts_are_added_with_history_webhook_and_job_in_a_few_inse
     )
     # Per page of new accounts: clients, their status events, webhook events, fan-out jobs,
     # audit_seen; the run's own rows besides. One by one it was over 600.
-    assert len(inserts) <= 4 * 10, inserts[:12]
+    assert len(inserts) <= 4 * 10, [statement for _, _, statement, *_ in inserts[:12]]
     after = await statuses(sessionmaker)
     assert all(after[account] == "approved" for account in new)
     assert sorted(await audit_events(sessionmaker, run.id)) == sorted(

@@ -7,17 +7,14 @@ went out hundreds of milliseconds after their slots, which every later slot inhe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.sandbox.state import SandboxState
 from app.settings import Settings
+from tests.kit.engine_events import engine_events
 from tests.kit.polling import poll_until
 from tests.provisioning.conftest import (
     WorkerStarter,
@@ -39,20 +36,6 @@ def settings(database_url: str) -> Settings:
     )
 
 
-@contextmanager
-def commits_counted(engine: AsyncEngine) -> Iterator[list[object]]:
-    seen: list[object] = []
-
-    def count(connection: object) -> None:
-        seen.append(connection)
-
-    event.listen(engine.sync_engine, "commit", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "commit", count)
-
-
 async def test_creates_the_api_cannot_send_in_time_go_to_the_workers_without_an_attempt(
     app: FastAPI,
     api: httpx.AsyncClient,
@@ -62,7 +45,7 @@ async def test_creates_the_api_cannot_send_in_time_go_to_the_workers_without_an_
 ) -> None:
     logins = [unique_login("burst") for _ in range(BURST)]
 
-    with commits_counted(app.state.resources.engine) as commits:
+    with engine_events(app.state.resources.engine, "commit") as commits:
         replies = await asyncio.gather(
             *(
                 api.post("/v1/accounts", json=body_for(login), headers={"Idempotency-Key": login})
