@@ -141,15 +141,19 @@ class CallBudget:
         finally:
             turn.release()
 
+    def calls_within(self, seconds: float) -> int:
+        """How many calls of one priority this process may have under way, each taking one
+        interval at least, and the last still go within `seconds`."""
+        return math.floor(seconds / self.interval_seconds) + 1
+
     def _refuse_a_hopeless_queue(
         self, priority: Priority, turn: asyncio.Lock, limit: float
     ) -> None:
-        # Each caller ahead in this process takes at least one interval: a caller that could
-        # only time out in the queue is refused now, so its work can go elsewhere (a create
-        # to the workers) instead of being held while it waits.
+        # A caller that could only time out in the queue is refused now, so its work can go
+        # elsewhere (a create to the workers) instead of being held while it waits.
         ahead = self._queued_by_priority[priority] + (1 if turn.locked() else 0)
-        at_least = ahead * self.interval_seconds
-        if at_least > limit:
+        if ahead >= self.calls_within(limit):
+            at_least = ahead * self.interval_seconds
             log.info(
                 "ctct.budget.wait_refused",
                 reason="queue",

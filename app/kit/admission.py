@@ -12,10 +12,6 @@ class Admission:
     def __init__(self) -> None:
         self._under_way = 0
 
-    @property
-    def under_way(self) -> int:
-        return self._under_way
-
     @contextmanager
     def enter(self, capacity: int) -> Iterator[bool]:
         """True, and counted until the block ends, if fewer than `capacity` are under way."""

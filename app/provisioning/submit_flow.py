@@ -7,7 +7,6 @@ the worker carries on whatever this call cannot finish.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -75,8 +74,7 @@ def _own_send_place(p: ProvisioningResources) -> AbstractContextManager[bool]:
     that then sent its own few creates hundreds of milliseconds after their slots."""
     if p.own_sends is None:
         return nullcontext(True)
-    interval = p.ctct.budget.interval_seconds
-    return p.own_sends.enter(math.floor(p.settings.provision.wait_seconds / interval) + 1)
+    return p.own_sends.enter(p.ctct.budget.calls_within(p.settings.provision.wait_seconds))
 
 
 async def _await_end(p: ProvisioningResources, request_id: int) -> ProvisioningRequest:

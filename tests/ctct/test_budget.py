@@ -16,6 +16,7 @@ from app.ctct.errors import CtctBudgetExhausted, CtctBudgetTimeout
 from app.ctct.priorities import Priority
 from app.kit.metrics import CTCT_QUOTA_LEFT
 from tests.ctct.conftest import FakeTime, ctct_settings
+from tests.kit.engine_events import engine_events
 
 
 def _max_in_any_window(times: list[datetime], seconds: float = 1.0) -> int:
@@ -30,6 +31,19 @@ def _max_in_any_window(times: list[datetime], seconds: float = 1.0) -> int:
 def _budget(engine: AsyncEngine, fake_time: FakeTime, **settings: object) -> CallBudget:
     return CallBudget(
         engine, ctct_settings(**settings), clock=fake_time.clock, sleep=fake_time.sleep
+    )
+
+
+def _waking_late(engine: AsyncEngine, fake_time: FakeTime, late: list[float]) -> CallBudget:
+    """A 4/s budget on a loaded machine: the next sleeper wakes `late.pop()` s late, while
+    `late` holds any."""
+
+    async def oversleep(seconds: float) -> None:
+        fake_time.slept.append(seconds)
+        fake_time.advance(seconds + (late.pop() if late else 0.0))
+
+    return CallBudget(
+        engine, ctct_settings(rate_per_second=4), clock=fake_time.clock, sleep=oversleep
     )
 
 
@@ -261,10 +275,6 @@ async def test_a_caller_queued_behind_more_calls_than_its_deadline_allows_is_ref
     wait hand over to the workers at once, instead of holding their request while they queue
     (bench/provision.py lost a second of CTCT's rate to that handover)."""
     budget = _budget(engine, fake_time, rate_per_second=4)
-    commits: list[object] = []
-
-    def count(connection: object) -> None:
-        commits.append(connection)
 
     async def call() -> datetime | None:
         try:
@@ -272,11 +282,8 @@ async def test_a_caller_queued_behind_more_calls_than_its_deadline_allows_is_ref
         except CtctBudgetTimeout:
             return None
 
-    event.listen(engine.sync_engine, "commit", count)
-    try:
+    with engine_events(engine, "commit") as commits:
         granted = await asyncio.gather(*(call() for _ in range(10)))
-    finally:
-        event.remove(engine.sync_engine, "commit", count)
 
     # The 5th caller has 4 ahead of it (4 intervals > 1 s): it and those after it are refused
     # without asking the database. The 4th, 3 intervals ahead, asks (and is granted unless the
@@ -290,14 +297,7 @@ async def test_a_caller_woken_late_moves_its_slot_so_the_window_counts_from_when
     engine: AsyncEngine, fake_time: FakeTime
 ) -> None:
     late: list[float] = []
-
-    async def oversleep(seconds: float) -> None:  # a loaded machine wakes a sleeper late
-        fake_time.slept.append(seconds)
-        fake_time.advance(seconds + (late.pop() if late else 0.0))
-
-    budget = CallBudget(
-        engine, ctct_settings(rate_per_second=4), clock=fake_time.clock, sleep=oversleep
-    )
+    budget = _waking_late(engine, fake_time, late)
     for _ in range(4):
         await budget.acquire()
     late.append(0.3)  # more than an interval
@@ -317,29 +317,15 @@ async def test_a_caller_woken_a_little_late_sends_at_once_and_its_slot_moves_onc
 ) -> None:
     """A transaction before sending would make a call 10 ms late later still."""
     late: list[float] = []
-
-    async def oversleep(seconds: float) -> None:
-        fake_time.slept.append(seconds)
-        fake_time.advance(seconds + (late.pop() if late else 0.0))
-
-    budget = CallBudget(
-        engine, ctct_settings(rate_per_second=4), clock=fake_time.clock, sleep=oversleep
-    )
+    budget = _waking_late(engine, fake_time, late)
     first = await budget.acquire()
     for _ in range(3):
         await budget.acquire()
     late.append(0.01)
-    commits: list[object] = []
 
-    def count(connection: object) -> None:
-        commits.append(connection)
-
-    event.listen(engine.sync_engine, "commit", count)
-    try:
+    with engine_events(engine, "commit") as commits:
         slot = await budget.acquire()  # waits for the window, woken 10 ms late
         woken = len(commits)
-    finally:
-        event.remove(engine.sync_engine, "commit", count)
 
     assert slot == first + timedelta(seconds=budget.window_seconds)  # as planned, not moved
     assert woken == 1  # the grant's transaction, none after waking
